@@ -1,0 +1,1 @@
+"""Typer commands, one module per group; ``main.app`` is the console script."""

@@ -1,0 +1,28 @@
+"""The ``klinewatch`` console script: a composition root that builds settings and wires
+commands to services. Commands stay thin: parse, call a service, print a summary."""
+
+from __future__ import annotations
+
+import typer
+
+from klinewatch.cli import db as db_commands
+from klinewatch.cli import sim as sim_commands
+
+app = typer.Typer(
+    name="klinewatch",
+    help="Self-hosted crypto market data: candle warehouse, indicators, volume-trap "
+    "monitor, market cap / FDV and prices. Settings come from KLINEWATCH_* variables "
+    "and .env.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db_commands.app, name="db")
+app.add_typer(sim_commands.app, name="sim")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

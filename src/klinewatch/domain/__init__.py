@@ -1,0 +1,1 @@
+"""The pure domain core: no I/O, no framework imports (checked by import-linter)."""
