@@ -26,7 +26,7 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default=f"sqlite:///{DEFAULT_DB_PATH}",
-        description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://... in production.",
+        description="SQLAlchemy URL: a SQLite file by default, postgresql://... in production.",
     )
     redis_url: str | None = Field(
         default=None, description="Redis URL; unset means the in-process cache."
@@ -71,12 +71,3 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.lstrip().startswith("["):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
-
-    def redacted_database_url(self) -> str:
-        """The database URL with any password masked, for messages and logs."""
-        from sqlalchemy.engine import make_url
-
-        try:
-            return make_url(self.database_url).render_as_string(hide_password=True)
-        except Exception:  # noqa: BLE001 - a malformed URL is shown as given, minus nothing secret
-            return self.database_url.split("@")[-1]

@@ -7,6 +7,7 @@ import typer
 
 from klinewatch.cli import db as db_commands
 from klinewatch.cli import sim as sim_commands
+from klinewatch.cli.serve import serve
 
 app = typer.Typer(
     name="klinewatch",
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(db_commands.app, name="db")
 app.add_typer(sim_commands.app, name="sim")
+app.command()(serve)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -67,12 +68,13 @@ class Candles:
     def __len__(self) -> int:
         return len(self.open_time_ms)
 
-    def columns(self) -> list[npt.NDArray[np.int64] | npt.NDArray[np.float64]]:
+    def columns(self) -> list[npt.NDArray[Any]]:
         return [getattr(self, name) for name in COLUMNS]
 
     def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_] | slice) -> Candles:
         """Rows selected by an index array, a boolean mask or a slice."""
-        return Candles(*(col[index] for col in self.columns()))
+        taken: list[Any] = [col[index] for col in self.columns()]
+        return Candles(*taken)
 
     def sorted_unique(self) -> Candles:
         """Oldest first, one row per open time (the last one given wins)."""
@@ -96,22 +98,21 @@ class Candles:
 
     @classmethod
     def empty(cls) -> Candles:
-        return cls(*(_empty(name) for name in COLUMNS))
+        arrays: list[Any] = [_empty(name) for name in COLUMNS]
+        return cls(*arrays)
 
     @classmethod
     def concat(cls, parts: Sequence[Candles]) -> Candles:
         if not parts:
             return cls.empty()
-        return cls(
-            *(np.concatenate([getattr(p, name) for p in parts]) for name in COLUMNS)
-        )
+        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in COLUMNS))
 
     @classmethod
     def from_columns(cls, **columns: Iterable[float] | npt.ArrayLike) -> Candles:
         """Build from named columns; missing optional ones become 0, close times derived
         by the caller when absent is an error (they depend on the interval)."""
         n = len(np.asarray(columns["open_time_ms"]))
-        arrays = []
+        arrays: list[Any] = []
         for name in COLUMNS:
             dtype = np.int64 if name in INT_COLUMNS else np.float64
             value = columns.get(name)
@@ -138,7 +139,7 @@ def _num(value: object) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
-def _empty(name: str) -> npt.NDArray[np.int64] | npt.NDArray[np.float64]:
+def _empty(name: str) -> npt.NDArray[Any]:
     return np.empty(0, dtype=np.int64 if name in INT_COLUMNS else np.float64)
 
 
@@ -153,19 +154,31 @@ def validate(candles: Candles, interval: Interval) -> tuple[Candles, list[Reject
         return candles, []
     c = candles
     prices = np.stack([c.open, c.high, c.low, c.close])
-    amounts = np.stack([c.volume, c.quote_volume, c.taker_buy_base_volume, c.taker_buy_quote_volume])
-    checks: list[tuple[npt.NDArray[np.bool_], str]] = [
+    amounts = np.stack(
+        [c.volume, c.quote_volume, c.taker_buy_base_volume, c.taker_buy_quote_volume]
+    )
+    checks: list[tuple[Any, str]] = [
         (~interval.aligned_mask(c.open_time_ms), f"open time is off the {interval} grid"),
-        (~np.isfinite(prices).all(axis=0) | ~np.isfinite(amounts).all(axis=0), "a value is not finite"),
+        (
+            ~np.isfinite(prices).all(axis=0) | ~np.isfinite(amounts).all(axis=0),
+            "a value is not finite",
+        ),
         (c.high < c.low, "high is below low"),
-        ((c.high < np.maximum(c.open, c.close)) | (c.low > np.minimum(c.open, c.close)),
-         "open or close lies outside high..low"),
+        (
+            (c.high < np.maximum(c.open, c.close)) | (c.low > np.minimum(c.open, c.close)),
+            "open or close lies outside high..low",
+        ),
         ((amounts < 0).any(axis=0) | (c.trade_count < 0), "a volume or count is negative"),
         ((prices < 0).any(axis=0), "a price is negative"),
     ]
     if interval.length_ms is not None:
-        checks.insert(1, (c.close_time_ms != c.open_time_ms + interval.length_ms - 1,
-                          "close time is not open time + interval - 1 ms"))
+        checks.insert(
+            1,
+            (
+                c.close_time_ms != c.open_time_ms + interval.length_ms - 1,
+                "close time is not open time + interval - 1 ms",
+            ),
+        )
     bad = np.zeros(len(c), dtype=np.bool_)
     rejections: list[Rejection] = []
     for mask, reason in checks:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +27,7 @@ WEEK_MS = 7 * DAY_MS
 _FIRST_MONDAY_MS = 4 * DAY_MS
 
 
-class MarketType(str, Enum):
+class MarketType(StrEnum):
     SPOT = "spot"
     FUTURES = "futures"
 
@@ -65,7 +65,9 @@ class Interval:
         if self.length_ms is not None:
             return open_ms + self.length_ms
         moment = datetime.fromtimestamp(open_ms / 1000, tz=UTC)
-        year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+        year, month = (
+            (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+        )
         return _month_start_ms(year, month)
 
     def close_time(self, open_ms: int) -> int:

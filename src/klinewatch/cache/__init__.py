@@ -1,0 +1,1 @@
+"""Memory and Redis caches behind one interface."""

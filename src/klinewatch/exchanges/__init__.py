@@ -1,0 +1,1 @@
+"""The only code that knows exchange wire formats or imports CCXT."""

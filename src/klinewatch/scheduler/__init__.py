@@ -1,0 +1,1 @@
+"""When things run; no business rules."""

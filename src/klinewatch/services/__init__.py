@@ -1,0 +1,1 @@
+"""Use cases. A service owns the transaction; it calls the domain, storage and exchanges."""

@@ -1,0 +1,207 @@
+"""Candle storage: series, bulk idempotent writes, reads as columnar arrays.
+
+The write adds only rows not stored yet and says how many it added. PostgreSQL: the
+stored keys of the batch's span are read from the primary key, the new rows are sent with
+one binary COPY straight into ``klines`` (as fast as a plain COPY), and should another
+writer race us to a key, the batch is re-sent through a temporary table with
+``ON CONFLICT DO NOTHING``. SQLite: one ``INSERT OR IGNORE`` executemany in the caller's
+transaction. A duplicate inside the batch or against stored rows never drops a new row.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from klinewatch.domain.candles import COLUMNS, INT_COLUMNS, Candles
+from klinewatch.storage.models import Kline, KlineSeries
+
+KLINE_COLUMNS = ("series_id", *COLUMNS)
+_COPY_SQL = "COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)".format
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_PGCOPY_TRAILER = struct.pack(">h", -1)
+_COPY_CHUNK_ROWS = 50_000
+
+
+def _binary_dtype() -> np.dtype[np.void]:
+    fields: list[tuple[str, str]] = [
+        ("nfields", ">i2"),
+        ("len_series_id", ">i4"),
+        ("series_id", ">i4"),
+    ]
+    for name in COLUMNS:
+        fields.append((f"len_{name}", ">i4"))
+        fields.append((name, ">i8" if name in INT_COLUMNS else ">f8"))
+    return np.dtype(fields)
+
+
+_BINARY_ROW = _binary_dtype()
+
+
+def pgcopy_binary(series_id: int, candles: Candles) -> bytes:
+    """Rows in PostgreSQL's binary COPY format, built column-wise by NumPy."""
+    rows = np.empty(len(candles), dtype=_BINARY_ROW)
+    rows["nfields"] = len(KLINE_COLUMNS)
+    rows["len_series_id"] = 4
+    rows["series_id"] = series_id
+    for name in COLUMNS:
+        rows[f"len_{name}"] = 8
+        rows[name] = getattr(candles, name)
+    return rows.tobytes()
+
+
+def copy_rows_pg(session: Session, table: str, series_id: int, candles: Candles) -> None:
+    """Binary COPY of ``candles`` into ``table`` (``klines`` or a temp table like it)."""
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    sql = _COPY_SQL(table=table, cols=", ".join(KLINE_COLUMNS))
+    with cursor.copy(sql) as copy:
+        copy.write(_PGCOPY_HEADER)
+        for start in range(0, len(candles), _COPY_CHUNK_ROWS):
+            copy.write(
+                pgcopy_binary(series_id, candles.take(slice(start, start + _COPY_CHUNK_ROWS)))
+            )
+        copy.write(_PGCOPY_TRAILER)
+
+
+class KlineRepository:
+    """Candles of every series; never commits (the caller's transaction decides)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect.name
+
+    def ensure_series(self, exchange: str, market_type: str, symbol: str, interval: str) -> int:
+        """The id of a series, created on first use (safe against a concurrent creator)."""
+        key = {
+            "exchange": exchange,
+            "market_type": market_type,
+            "symbol": symbol,
+            "interval": interval,
+        }
+        found = self.find_series(exchange, market_type, symbol, interval)
+        if found is not None:
+            return found
+        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        self.session.execute(insert(KlineSeries).values(**key).on_conflict_do_nothing())
+        found = self.find_series(exchange, market_type, symbol, interval)
+        assert found is not None
+        return found
+
+    def find_series(
+        self, exchange: str, market_type: str, symbol: str, interval: str
+    ) -> int | None:
+        return self.session.scalar(
+            select(KlineSeries.id).where(
+                KlineSeries.exchange == exchange,
+                KlineSeries.market_type == market_type,
+                KlineSeries.symbol == symbol,
+                KlineSeries.interval == interval,
+            )
+        )
+
+    def insert_new(self, series_id: int, candles: Candles) -> int:
+        """Store the rows not stored yet; return how many were added."""
+        batch = candles.sorted_unique()
+        if len(batch) == 0:
+            return 0
+        if self.dialect == "postgresql":
+            return self._insert_new_pg(series_id, batch)
+        return self._insert_new_sqlite(series_id, batch)
+
+    def _insert_new_pg(self, series_id: int, batch: Candles) -> int:
+        stored = self.open_times(
+            series_id, int(batch.open_time_ms[0]), int(batch.open_time_ms[-1]) + 1
+        )
+        fresh = batch.take(~np.isin(batch.open_time_ms, stored)) if len(stored) else batch
+        if len(fresh) == 0:
+            return 0
+        savepoint = self.session.begin_nested()
+        try:
+            copy_rows_pg(self.session, "klines", series_id, fresh)
+        except psycopg.errors.UniqueViolation:
+            savepoint.rollback()  # another writer stored some of these meanwhile
+            return self._insert_via_temp_table(series_id, fresh)
+        savepoint.commit()
+        return len(fresh)
+
+    def _insert_via_temp_table(self, series_id: int, batch: Candles) -> int:
+        self.session.execute(
+            text(
+                "CREATE TEMP TABLE IF NOT EXISTS klines_incoming (LIKE klines) "
+                "ON COMMIT DELETE ROWS"
+            )
+        )
+        self.session.execute(text("TRUNCATE klines_incoming"))
+        copy_rows_pg(self.session, "klines_incoming", series_id, batch)
+        result = self.session.execute(
+            text("INSERT INTO klines SELECT * FROM klines_incoming ON CONFLICT DO NOTHING")
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def _insert_new_sqlite(self, series_id: int, batch: Candles) -> int:
+        raw = self.session.connection().connection.driver_connection
+        placeholders = ", ".join("?" * len(KLINE_COLUMNS))
+        sql = f"INSERT OR IGNORE INTO klines ({', '.join(KLINE_COLUMNS)}) VALUES ({placeholders})"
+        columns = [col.tolist() for col in batch.columns()]
+        rows = zip([series_id] * len(batch), *columns, strict=True)
+        cursor = raw.cursor()  # type: ignore[union-attr]
+        cursor.executemany(sql, rows)
+        return int(cursor.rowcount)
+
+    def open_times(self, series_id: int, start_ms: int, end_ms: int) -> npt.NDArray[np.int64]:
+        """Stored open times in ``[start_ms, end_ms)``, oldest first, from the key alone."""
+        rows = self.session.execute(
+            select(Kline.open_time_ms)
+            .where(
+                Kline.series_id == series_id,
+                Kline.open_time_ms >= start_ms,
+                Kline.open_time_ms < end_ms,
+            )
+            .order_by(Kline.open_time_ms)
+        ).scalars()
+        return np.fromiter(rows, dtype=np.int64)
+
+    def read(
+        self,
+        series_id: int,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int | None = None,
+        newest: bool = False,
+    ) -> Candles:
+        """Candles oldest first in ``[start_ms, end_ms)``; with ``newest`` the last ``limit``."""
+        cols = [getattr(Kline, name) for name in COLUMNS]
+        query = select(*cols).where(Kline.series_id == series_id)
+        if start_ms is not None:
+            query = query.where(Kline.open_time_ms >= start_ms)
+        if end_ms is not None:
+            query = query.where(Kline.open_time_ms < end_ms)
+        query = query.order_by(Kline.open_time_ms.desc() if newest else Kline.open_time_ms)
+        if limit is not None:
+            query = query.limit(limit)
+        rows = list(self.session.execute(query).all())
+        if newest:
+            rows.reverse()
+        return candles_from_rows(rows)
+
+    def count(self, series_id: int) -> int:
+        result = self.session.execute(
+            text("SELECT count(*) FROM klines WHERE series_id = :s"), {"s": series_id}
+        ).scalar_one()
+        return int(result)
+
+
+def candles_from_rows(rows: Sequence[Sequence[Any]]) -> Candles:
+    if not rows:
+        return Candles.empty()
+    table = np.array(rows, dtype=np.float64)
+    return Candles.from_columns(**{name: table[:, i] for i, name in enumerate(COLUMNS)})
