@@ -57,6 +57,18 @@ class Settings(BaseSettings):
 
     quote_assets: list[str] = Field(default_factory=lambda: ["USDT"])
     weight_safety_margin: float = Field(default=0.8, gt=0.0, le=1.0)
+    binance_spot_weight_limit: int = Field(
+        default=6000,
+        ge=1,
+        description="REQUEST_WEIGHT per minute per IP (exchangeInfo may lower it).",
+    )
+    binance_futures_weight_limit: int = Field(default=2400, ge=1)
+    weight_window_s: float = Field(
+        default=60.0,
+        gt=0.0,
+        description="Length of a weight window; change it only to match a "
+        "simulator run with --time-scale.",
+    )
     archive_enabled: bool = True
     http_timeout_s: float = Field(default=10.0, gt=0.0)
     log_format: str = Field(default="console", pattern="^(console|json)$")

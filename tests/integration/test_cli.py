@@ -30,7 +30,7 @@ def test_db_upgrade_on_the_default_sqlite_file(tmp_path: Path) -> None:
     result = run(["db", "upgrade"], {}, tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "var" / "klinewatch.sqlite3").is_file()
-    assert "revision 0001" in result.stdout
+    assert "revision 0002" in result.stdout
     down = run(["db", "downgrade", "base"], {}, tmp_path)
     assert down.returncode == 0 and "base" in down.stdout
 

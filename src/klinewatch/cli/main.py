@@ -8,6 +8,7 @@ import typer
 from klinewatch.cli import db as db_commands
 from klinewatch.cli import sim as sim_commands
 from klinewatch.cli.serve import serve
+from klinewatch.cli.warehouse import fetch_futures_contracts, fetch_spot_contracts, update_klines
 
 app = typer.Typer(
     name="klinewatch",
@@ -20,6 +21,9 @@ app = typer.Typer(
 app.add_typer(db_commands.app, name="db")
 app.add_typer(sim_commands.app, name="sim")
 app.command()(serve)
+app.command("fetch-spot-contracts")(fetch_spot_contracts)
+app.command("fetch-futures-contracts")(fetch_futures_contracts)
+app.command("update-klines")(update_klines)
 
 
 def main() -> None:

@@ -238,6 +238,20 @@ class VolumeTrapMonitor(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class VolumeTrapScanCursor(Base):
+    """Where the scan of a series stopped, monitor or not, so a missed run catches up
+    candle by candle and a live run agrees with a history replay."""
+
+    __tablename__ = "volume_trap_scan_cursors"
+
+    exchange: Mapped[str] = mapped_column(ForeignKey("exchanges.name"), primary_key=True)
+    market_type: Mapped[str] = mapped_column(String(8), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    interval: Mapped[str] = mapped_column(String(4), primary_key=True)
+    cursor_open_time_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class VolumeTrapIndicators(Base):
     """A snapshot of every detector's values at the candle of a transition."""
 
