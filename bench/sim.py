@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import random
-import subprocess
 import sys
 import time
 import urllib.request
@@ -28,8 +27,9 @@ from pathlib import Path
 import uvloop
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO))  # run as a script or as python -m bench.sim
 
+from bench.common import start_sim  # noqa: E402
 from klinewatch.sim.testing import default_data_dir  # noqa: E402
 
 
@@ -38,21 +38,6 @@ class Tally:
     ok: int = 0
     bad: int = 0
     latency_s: float = 0.0
-
-
-def start_server(data: Path) -> tuple[subprocess.Popen[str], str]:
-    """``klinewatch sim serve`` on a free port; returns the process and its base URL."""
-    cmd = [
-        sys.executable, "-m", "klinewatch.cli.main", "sim", "serve", "--data", str(data),
-        "--port", "0", "--spot-weight-per-min", "100000000",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "KLINEWATCH_BINANCE_SPOT_URL=" not in line:
-        proc.kill()
-        raise RuntimeError(f"the simulator did not start: {line!r}")
-    return proc, line.strip().split("=", 1)[1]
 
 
 def get_json(url: str) -> object:
@@ -121,7 +106,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
-    proc, base = start_server(args.data)
+    proc, base = start_sim(args.data, "--spot-weight-per-min", "100000000")
     try:
         paths = page_paths(base, args.symbol, args.interval, 500)
         uvloop.run(load(base, paths, args.connections, 1.0))  # warm up

@@ -7,7 +7,9 @@ import typer
 
 from klinewatch.cli import db as db_commands
 from klinewatch.cli import sim as sim_commands
+from klinewatch.cli.export import export_klines
 from klinewatch.cli.serve import serve
+from klinewatch.cli.verify import verify_klines
 from klinewatch.cli.warehouse import fetch_futures_contracts, fetch_spot_contracts, update_klines
 
 app = typer.Typer(
@@ -24,6 +26,8 @@ app.command()(serve)
 app.command("fetch-spot-contracts")(fetch_spot_contracts)
 app.command("fetch-futures-contracts")(fetch_futures_contracts)
 app.command("update-klines")(update_klines)
+app.command("verify-klines")(verify_klines)
+app.command("export-klines")(export_klines)
 
 
 def main() -> None:

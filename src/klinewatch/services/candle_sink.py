@@ -1,0 +1,104 @@
+"""Group commit for fetched candles: many answers, one transaction.
+
+Fetch tasks hand their answer (candles, the span asked for, the settled empty holes) to
+the sink and await the outcome; a single writer drains what has piled up and stores it
+in one transaction: candles through ``insert_many``, ledger rows through ``record_many``.
+One answer's rows and ledger entries always land together, so a killed process loses at
+most the answers not yet committed, never half of one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from klinewatch.domain.candles import Candles, validate
+from klinewatch.domain.gaps import Range
+from klinewatch.domain.intervals import Interval
+from klinewatch.logs import get_logger
+from klinewatch.storage.batch_write import insert_many, record_many
+from klinewatch.storage.engine import transaction
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Answer:
+    series_id: int
+    symbol: str
+    interval: Interval
+    candles: Candles
+    span: Range
+    holes: list[Range]
+    done: asyncio.Future[tuple[int, int]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class CandleSink:
+    """One writer; ``submit`` returns (candles added, candles rejected) once committed."""
+
+    def __init__(self, sessions: sessionmaker[Session], max_rows: int = 50_000) -> None:
+        self.sessions = sessions
+        self.max_rows = max_rows
+        self._queue: asyncio.Queue[Answer] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, answer: Answer) -> tuple[int, int]:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+        await self._queue.put(answer)
+        return await answer.done
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+    async def _drain(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            rows = len(batch[0].candles)
+            while not self._queue.empty() and rows < self.max_rows:
+                batch.append(self._queue.get_nowait())
+                rows += len(batch[-1].candles)
+            try:
+                outcomes = await asyncio.to_thread(self._store, batch)
+            except Exception as e:
+                for answer in batch:
+                    if not answer.done.done():
+                        answer.done.set_exception(e)
+                continue
+            for answer, outcome in zip(batch, outcomes, strict=True):
+                if not answer.done.done():
+                    answer.done.set_result(outcome)
+
+    def _store(self, batch: list[Answer]) -> list[tuple[int, int]]:
+        parts: list[tuple[int, Candles]] = []
+        rejected: list[int] = []
+        for answer in batch:
+            valid, refused = validate(answer.candles, answer.interval)
+            for r in refused[:5]:
+                log.warning(
+                    "candle_rejected",
+                    symbol=answer.symbol,
+                    interval=answer.interval.name,
+                    open_time_ms=r.open_time_ms,
+                    reason=r.reason,
+                )
+            parts.append((answer.series_id, valid))
+            rejected.append(len(refused))
+        fetched: dict[int, list[Range]] = {}
+        empty: dict[int, list[Range]] = {}
+        for answer in batch:
+            fetched.setdefault(answer.series_id, []).append(answer.span)
+            empty.setdefault(answer.series_id, []).extend(answer.holes)
+        with transaction(self.sessions) as session:
+            added = insert_many(session, parts)
+            record_many(session, "fetched", fetched)
+            record_many(session, "empty", empty)
+        return list(zip(added, rejected, strict=True))
