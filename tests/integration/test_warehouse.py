@@ -173,16 +173,21 @@ def test_a_recent_window_missing_at_first_is_fetched_when_it_comes_back(
 def test_an_ip_ban_caused_by_another_process_is_waited_out(
     runtime: Runtime, sim: RunningSim
 ) -> None:
-    # A 300-weight budget and scaled time: the 2-minute ban lasts 2.4 s.
-    sim.reset(options=SimOptions(spot_weight_per_min=300, time_scale=0.02))
+    # A 300-weight budget and scaled time: a 5-minute first ban lasts 6 s.
+    sim.reset(options=SimOptions(spot_weight_per_min=300, time_scale=0.02, ban_base_s=300))
     runtime.settings.binance_spot_weight_limit = 300
     runtime.settings.weight_window_s = 60 * 0.02
     params = {"symbol": "OMUSDT", "interval": "1h", "limit": 1}
+    now = sim.ctx.clock.now_ms()
+    sim.ctx.clock.set(now, speed=0.0)  # one window, however slow this machine is today
     with httpx.Client(base_url=sim.url) as other:  # another process on the same IP
         statuses = [other.get("/api/v3/klines", params=params).status_code for _ in range(200)]
+    assert 429 in statuses
     assert 418 in statuses
+    sim.ctx.clock.set(now, speed=1.0)
     summary = update(runtime, "spot", "1h", ["OMUSDT"])
     assert summary.errors == {}
+    assert sum(g.stats.banned for g in runtime.governors.values()) >= 1  # it met the ban
     assert_exact(runtime, sim, "spot", "OMUSDT", "1h")
 
 
