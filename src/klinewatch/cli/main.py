@@ -7,6 +7,7 @@ import typer
 
 from klinewatch.cli import db as db_commands
 from klinewatch.cli import sim as sim_commands
+from klinewatch.cli.archive import import_klines
 from klinewatch.cli.export import export_klines
 from klinewatch.cli.serve import serve
 from klinewatch.cli.verify import verify_klines
@@ -26,6 +27,7 @@ app.command()(serve)
 app.command("fetch-spot-contracts")(fetch_spot_contracts)
 app.command("fetch-futures-contracts")(fetch_futures_contracts)
 app.command("update-klines")(update_klines)
+app.command("import-klines")(import_klines)
 app.command("verify-klines")(verify_klines)
 app.command("export-klines")(export_klines)
 

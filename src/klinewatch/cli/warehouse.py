@@ -110,6 +110,13 @@ def update_klines(
     since: str | None = typer.Option(None, help="Backfill from this UTC date (2024-01-31)."),
     days: int | None = typer.Option(None, help="Backfill this many days back from now."),
     concurrency: int = typer.Option(8, min=1, max=64, help="Requests in flight at once."),
+    archive: bool | None = typer.Option(
+        None,
+        "--archive/--no-archive",
+        help="Take whole ended months and days from the public-data archive first "
+        "(default: KLINEWATCH_ARCHIVE_ENABLED).",
+        show_default=False,
+    ),
 ) -> None:
     """Fetch every missing closed candle of every active contract (holes in the middle too),
     within the weight budget; without --since/--days the span is the config's history."""
@@ -123,6 +130,7 @@ def update_klines(
     runtime = build_runtime(settings)
     try:
         client = runtime.exchange_client(exchange, market)
+        archive_client = runtime.archive_client(exchange, archive)
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -143,10 +151,17 @@ def update_klines(
             async def go() -> UpdateSummary:
                 try:
                     return await run_update(
-                        runtime.sessions, client, runtime.clock, set(settings.quote_assets), options
+                        runtime.sessions,
+                        client,
+                        runtime.clock,
+                        set(settings.quote_assets),
+                        options,
+                        archive=archive_client,
                     )
                 finally:
                     await client.aclose()
+                    if archive_client is not None:
+                        await archive_client.aclose()
 
             summary = asyncio.run(go())
     finally:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from klinewatch.domain.candles import Candles, validate
+from klinewatch.domain.candles import Candles, Rejection, validate
 from klinewatch.domain.gaps import Range
 from klinewatch.domain.intervals import Interval
 from klinewatch.logs import get_logger
@@ -33,13 +33,14 @@ class Answer:
     candles: Candles
     span: Range
     holes: list[Range]
-    done: asyncio.Future[tuple[int, int]] = field(
+    source: str = "rest"
+    done: asyncio.Future[tuple[int, list[Rejection]]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
 
 class CandleSink:
-    """One writer; ``submit`` returns (candles added, candles rejected) once committed."""
+    """One writer; ``submit`` returns (candles added, rejections) once committed."""
 
     def __init__(self, sessions: sessionmaker[Session], max_rows: int = 50_000) -> None:
         self.sessions = sessions
@@ -47,7 +48,7 @@ class CandleSink:
         self._queue: asyncio.Queue[Answer] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
 
-    async def submit(self, answer: Answer) -> tuple[int, int]:
+    async def submit(self, answer: Answer) -> tuple[int, list[Rejection]]:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
         await self._queue.put(answer)
@@ -77,9 +78,9 @@ class CandleSink:
                 if not answer.done.done():
                     answer.done.set_result(outcome)
 
-    def _store(self, batch: list[Answer]) -> list[tuple[int, int]]:
+    def _store(self, batch: list[Answer]) -> list[tuple[int, list[Rejection]]]:
         parts: list[tuple[int, Candles]] = []
-        rejected: list[int] = []
+        rejected: list[list[Rejection]] = []
         for answer in batch:
             valid, refused = validate(answer.candles, answer.interval)
             for r in refused[:5]:
@@ -91,14 +92,15 @@ class CandleSink:
                     reason=r.reason,
                 )
             parts.append((answer.series_id, valid))
-            rejected.append(len(refused))
-        fetched: dict[int, list[Range]] = {}
-        empty: dict[int, list[Range]] = {}
+            rejected.append(refused)
+        ledger: dict[tuple[str, str], dict[int, list[Range]]] = {}
         for answer in batch:
+            fetched = ledger.setdefault(("fetched", answer.source), {})
             fetched.setdefault(answer.series_id, []).append(answer.span)
+            empty = ledger.setdefault(("empty", answer.source), {})
             empty.setdefault(answer.series_id, []).extend(answer.holes)
         with transaction(self.sessions) as session:
             added = insert_many(session, parts)
-            record_many(session, "fetched", fetched)
-            record_many(session, "empty", empty)
+            for (kind, source), ranges in ledger.items():
+                record_many(session, kind, ranges, source=source)
         return list(zip(added, rejected, strict=True))

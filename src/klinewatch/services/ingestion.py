@@ -9,6 +9,9 @@ run loses at most the requests in flight and a rerun fetches exactly what is sti
 A hole in an answer (open times the exchange did not return) is recorded as confirmed
 empty only once it is older than ``settle_ms``: old outages never come back, while a
 recent hole may be the exchange still catching up and is asked for again next run.
+
+With a public-data archive (``archive_backfill.py``) a long backfill first takes whole
+ended months, then days, from the archive files, and only what they lack from here.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from klinewatch.domain.intervals import DAY_MS, Interval
 from klinewatch.errors import KlinewatchError
 from klinewatch.exchanges.port import ExchangeClient
 from klinewatch.logs import get_logger
-from klinewatch.services.warehouse import SeriesKey, write_candles
+from klinewatch.services.archive_backfill import ArchiveBackfill, KlineArchive
+from klinewatch.services.candle_sink import Answer, CandleSink
+from klinewatch.services.warehouse import WriteResult
+from klinewatch.storage.batch_write import ensure_series_many, ledger_ranges_many
 from klinewatch.storage.engine import transaction
 from klinewatch.storage.klines import KlineRepository
-from klinewatch.storage.ledger import LedgerRepository
 from klinewatch.storage.series_stats import span_stats
 from klinewatch.storage.update_logs import UpdateLogRepository
 
@@ -52,6 +57,8 @@ class UpdateSummary:
     rejected: int = 0
     errors: dict[str, str] = field(default_factory=dict)
     duration_s: float = 0.0
+    archive_files: int = 0  # archive files written
+    archive_refused: int = 0  # archive files found unusable (corrupt, disagreeing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,33 @@ class Job:
     symbol: str
     series_id: int
     chunk: Range
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """What one series still lacks in the requested span."""
+
+    series_id: int
+    ranges: list[Range]
+
+
+class Tracker:
+    """Progress over a job count that grows (archive fallbacks add work as they occur)."""
+
+    def __init__(self, report: Progress | None) -> None:
+        self.report = report
+        self.done = 0
+        self.total = 0
+
+    def add(self, count: int) -> None:
+        self.total += count
+        if self.report:
+            self.report(self.done, self.total)
+
+    def step(self) -> None:
+        self.done += 1
+        if self.report:
+            self.report(self.done, self.total)
 
 
 class KlineUpdater:
@@ -71,6 +105,7 @@ class KlineUpdater:
         concurrency: int = 8,
         settle_ms: int = DAY_MS,
         on_progress: Progress | None = None,
+        archive: KlineArchive | None = None,
     ) -> None:
         self.sessions = sessions
         self.client = client
@@ -78,7 +113,10 @@ class KlineUpdater:
         self.concurrency = concurrency
         self.settle_ms = settle_ms
         self.on_progress = on_progress
-        self._write_lock = asyncio.Lock()
+        self.archive = (
+            archive if archive is not None and archive.exchange == client.exchange else None
+        )
+        self.sink = CandleSink(sessions)
 
     async def update(
         self, symbols: list[str], interval: Interval, start_ms: int, end_ms: int | None = None
@@ -89,44 +127,45 @@ class KlineUpdater:
         now = await self.client.server_time_ms()
         closed_end = interval.next_open(interval.last_closed_open(now))
         end = closed_end if end_ms is None else min(end_ms, closed_end)
-        jobs = await asyncio.to_thread(self._plan, symbols, interval, start_ms, end)
+        missing = await asyncio.to_thread(self._missing, symbols, interval, start_ms, end)
         log_id = await asyncio.to_thread(self._start_log, summary, start_ms, end)
-        done = 0
+        tracker = Tracker(self.on_progress)
+        if self.archive is not None:
+            backfill = ArchiveBackfill(self, self.archive, interval, now, summary, tracker)
+            missing = await backfill.run(missing)
+        jobs = self._jobs(missing, interval)
         semaphore = asyncio.Semaphore(self.concurrency)
 
         async def run(job: Job) -> None:
-            nonlocal done
             async with semaphore:
                 if job.symbol not in summary.errors:
                     await self._run_job(job, interval, now, summary)
-            done += 1
-            if self.on_progress:
-                self.on_progress(done, len(jobs))
+            tracker.step()
 
-        if self.on_progress:
-            self.on_progress(0, len(jobs))
-        await asyncio.gather(*(run(job) for job in jobs))
+        tracker.add(len(jobs))
+        try:
+            await asyncio.gather(*(run(job) for job in jobs))
+        finally:
+            await self.sink.close()
         summary.duration_s = time.monotonic() - started
         await asyncio.to_thread(self._finish_log, log_id, summary)
         return summary
 
-    def _plan(
+    def _missing(
         self, symbols: list[str], interval: Interval, start_ms: int, end_ms: int
-    ) -> list[Job]:
-        """Missing ranges of every series, sliced into requests of the cheapest size."""
-        size = self.client.capabilities.best_candles_per_request
-        jobs: list[Job] = []
+    ) -> dict[str, Missing]:
+        """Missing ranges of every series in the span (from the keys and the ledger)."""
+        out: dict[str, Missing] = {}
         with transaction(self.sessions) as session:
-            repo, ledger = KlineRepository(session), LedgerRepository(session)
-            ids = {
-                s: repo.ensure_series(
-                    self.client.exchange, self.client.market_type, s, interval.name
-                )
-                for s in symbols
-            }
+            repo = KlineRepository(session)
+            ids = ensure_series_many(
+                session, self.client.exchange, self.client.market_type, interval.name, symbols
+            )
             stats = span_stats(session, list(ids.values()), start_ms, end_ms)
-            for symbol, series_id in ids.items():
-                empty = ledger.ranges(series_id, "empty")
+            empties = ledger_ranges_many(session, list(ids.values()), "empty")
+            for symbol in symbols:
+                series_id = ids[symbol]
+                empty = empties[series_id]
                 stat = stats.get(series_id)
                 stored = np.empty(0, dtype=np.int64)
                 if stat is not None and stat.count == interval.count(
@@ -135,42 +174,65 @@ class KlineUpdater:
                     empty = [*empty, (stat.first_ms, interval.next_open(stat.last_ms))]  # no holes
                 elif stat is not None:
                     stored = repo.open_times(series_id, start_ms, end_ms)
-                for rng in missing_ranges(interval, (start_ms, end_ms), stored, empty):
-                    jobs.extend(Job(symbol, series_id, c) for c in slice_range(interval, rng, size))
-        return jobs
+                ranges = missing_ranges(interval, (start_ms, end_ms), stored, empty)
+                out[symbol] = Missing(series_id, ranges)
+        return out
+
+    def _jobs(self, missing: dict[str, Missing], interval: Interval) -> list[Job]:
+        """Missing ranges sliced into requests of the cheapest size."""
+        size = self.client.capabilities.best_candles_per_request
+        return [
+            Job(symbol, series.series_id, chunk)
+            for symbol, series in missing.items()
+            for rng in series.ranges
+            for chunk in slice_range(interval, rng, size)
+        ]
+
+    def fail(
+        self, symbol: str, interval: Interval, error: KlinewatchError, summary: UpdateSummary
+    ) -> None:
+        """Give up on one series for this run: noted in the summary and the update log."""
+        summary.errors.setdefault(symbol, error.message)
+        log.warning(
+            "series_update_failed",
+            exchange=self.client.exchange,
+            market_type=self.client.market_type,
+            symbol=symbol,
+            interval=interval.name,
+            error=error.message,
+        )
+
+    async def fetch(
+        self, symbol: str, interval: Interval, span: Range, limit: int, summary: UpdateSummary
+    ) -> Candles:
+        """One REST request, counted in the summary."""
+        candles = await self.client.fetch_klines(symbol, interval, span[0], span[1], limit)
+        summary.requests += 1
+        summary.weight += self.client.capabilities.klines_weight(limit)
+        return candles
 
     async def _run_job(
         self, job: Job, interval: Interval, now: int, summary: UpdateSummary
     ) -> None:
         start, end = job.chunk
-        count = interval.count(start, end)
         try:
-            candles = await self.client.fetch_klines(job.symbol, interval, start, end, count)
-        except KlinewatchError as e:
-            summary.errors.setdefault(job.symbol, e.message)
-            log.warning(
-                "series_update_failed",
-                exchange=self.client.exchange,
-                market_type=self.client.market_type,
-                symbol=job.symbol,
-                interval=interval.name,
-                error=e.message,
+            candles = await self.fetch(
+                job.symbol, interval, job.chunk, interval.count(start, end), summary
             )
+        except KlinewatchError as e:
+            self.fail(job.symbol, interval, e, summary)
             return
-        summary.requests += 1
-        summary.weight += self.client.capabilities.klines_weight(count)
         closed_end = min(end, interval.next_open(interval.last_closed_open(now)))
         candles = candles.sorted_unique().between(start, closed_end)
-        holes = self._settled_holes(candles, interval, (start, closed_end), now)
-        async with self._write_lock:
-            added, rejected = await asyncio.to_thread(
-                self._store, job, interval, candles, (start, closed_end), holes
-            )
-        summary.candles_added += added
-        summary.rejected += rejected
+        holes = self.settled_holes(candles, interval, (start, closed_end), now)
+        result = await self.write(
+            job.symbol, job.series_id, interval, candles, (start, closed_end), holes
+        )
+        summary.candles_added += result.added
+        summary.rejected += len(result.rejected)
         summary.empty_ranges += len(holes)
 
-    def _settled_holes(
+    def settled_holes(
         self, candles: Candles, interval: Interval, span: Range, now: int
     ) -> list[Range]:
         """Ranges of ``span`` the answer left empty and that are old enough to be final."""
@@ -180,17 +242,22 @@ class KlineUpdater:
         limit = now - self.settle_ms
         return [(a, min(b, interval.ceil(limit))) for a, b in holes if a < interval.ceil(limit)]
 
-    def _store(
-        self, job: Job, interval: Interval, candles: Candles, span: Range, holes: list[Range]
-    ) -> tuple[int, int]:
-        key = SeriesKey(self.client.exchange, self.client.market_type, job.symbol, interval.name)
-        with transaction(self.sessions) as session:
-            result = write_candles(session, key, candles)
-            ledger = LedgerRepository(session)
-            if span[0] < span[1]:
-                ledger.record(job.series_id, "fetched", [span])
-            ledger.record(job.series_id, "empty", holes)
-        return result.added, len(result.rejected)
+    async def write(
+        self,
+        symbol: str,
+        series_id: int,
+        interval: Interval,
+        candles: Candles,
+        span: Range,
+        holes: list[Range],
+        source: str = "rest",
+    ) -> WriteResult:
+        """Candles and their ledger rows, committed together (group commit: answers that
+        arrive while a batch is being written share the next transaction)."""
+        valid_span = span if span[0] < span[1] else (span[0], span[0])
+        answer = Answer(series_id, symbol, interval, candles, valid_span, holes, source)
+        added, rejected = await self.sink.submit(answer)
+        return WriteResult(added=added, rejected=rejected)
 
     def _start_log(self, summary: UpdateSummary, start_ms: int, end_ms: int) -> int:
         with transaction(self.sessions) as session:
@@ -222,5 +289,7 @@ class KlineUpdater:
                     "candles_added": summary.candles_added,
                     "empty_ranges": summary.empty_ranges,
                     "rejected": summary.rejected,
+                    "archive_files": summary.archive_files,
+                    "archive_refused": summary.archive_refused,
                 },
             )

@@ -12,6 +12,7 @@ from klinewatch.clock import Clock
 from klinewatch.domain.intervals import parse_interval
 from klinewatch.errors import InvalidInput
 from klinewatch.exchanges.port import ExchangeClient
+from klinewatch.services.archive_backfill import KlineArchive
 from klinewatch.services.contracts import sync_contracts
 from klinewatch.services.ingestion import KlineUpdater, Progress, UpdateSummary
 from klinewatch.storage.contracts import ContractRepository
@@ -36,6 +37,7 @@ async def run_update(
     clock: Clock,
     quote_assets: set[str],
     options: UpdateOptions,
+    archive: KlineArchive | None = None,
 ) -> UpdateSummary:
     """Validate the request against the stored contracts (syncing them first when there
     are none), then fill every missing closed candle of the span."""
@@ -59,6 +61,11 @@ async def run_update(
             field="symbols",
         )
     updater = KlineUpdater(
-        sessions, client, clock, concurrency=options.concurrency, on_progress=options.on_progress
+        sessions,
+        client,
+        clock,
+        concurrency=options.concurrency,
+        on_progress=options.on_progress,
+        archive=archive,
     )
     return await updater.update(symbols, interval, interval.floor(since))
