@@ -75,7 +75,7 @@ async def incremental(pg_url: str, sim: str, data: Path) -> float:
     start = last - 90 * 24 * HOUR_MS
     prefill(rt, symbols, source, start, last)
     sim_admin(sim, "clock", {"now_ms": last + HOUR_MS + 1_000, "speed": 1.0})  # `last` closes
-    updater = KlineUpdater(rt.sessions, client, rt.clock, concurrency=32)
+    updater = KlineUpdater(rt.sessions, client, rt.clock, concurrency=16)
     await client.calibrate()
     started = time.perf_counter()
     summary = await updater.update(symbols, parse_interval("1h"), start)
