@@ -91,7 +91,7 @@ async def incremental(pg_url: str, sim: str, data: Path) -> float:
 
 
 async def rest_share(
-    pg_url: str, sim: str, market: str, symbols: list[str], interval: str
+    pg_url: str, sim: str, market: str, symbols: list[str], interval: str, since: int
 ) -> float:
     """Backfill for two whole governor windows; stored candles / the budget's ceiling."""
     sim_admin(sim, "clock", {"reset": True})
@@ -103,7 +103,7 @@ async def rest_share(
     updater = KlineUpdater(rt.sessions, client, rt.clock, concurrency=16)
     now = governor.exchange_now_ms()
     await asyncio.sleep((60_000 - now % 60_000 + 150) / 1000)  # start with a fresh window
-    task = asyncio.create_task(updater.update(symbols, parse_interval(interval), 0))
+    task = asyncio.create_task(updater.update(symbols, parse_interval(interval), since))
     started = time.perf_counter()
     await asyncio.sleep(120.0)
     task.cancel()
@@ -137,7 +137,9 @@ def main() -> None:
             futures = [f"SIM{i:04d}USDT" for i in range(1, 9)]
             for market, symbols in (("spot", spot), ("futures", futures)):
                 with throwaway_pg_database() as url:
-                    share = asyncio.run(rest_share(url, sim, market, symbols, "5m"))
+                    first = SeriesStore(data).get("binance", market, "BTCUSDT", "5m")
+                    since = int(first.open_time_ms[0])  # the replicated series' listing
+                    share = asyncio.run(rest_share(url, sim, market, symbols, "5m", since))
                     figures[f"rest_{market}_share_of_ceiling"] = round(share, 3)
         totals: Any = sim_admin(sim, "stats")
         figures["sim_429"] = totals["totals"]["429"]

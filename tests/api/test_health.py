@@ -1,4 +1,4 @@
-"""The health page served by ``create_app``."""
+"""The liveness page served by ``create_app``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from klinewatch.settings import Settings
 
 
 def test_health_reports_the_database(database_url: str) -> None:
-    with TestClient(create_app(Settings(database_url=database_url))) as client:
+    app = create_app(Settings(database_url=database_url), background=False)
+    with TestClient(app) as client:
         response = client.get("/health")
     assert response.status_code == 200
     body = response.json()

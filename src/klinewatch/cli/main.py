@@ -9,8 +9,10 @@ from klinewatch.cli import db as db_commands
 from klinewatch.cli import sim as sim_commands
 from klinewatch.cli.archive import import_klines
 from klinewatch.cli.export import export_klines
+from klinewatch.cli.scheduler import scheduler
 from klinewatch.cli.serve import serve
 from klinewatch.cli.verify import verify_klines
+from klinewatch.cli.volume_trap import check_invalidations, scan_volume_traps
 from klinewatch.cli.warehouse import fetch_futures_contracts, fetch_spot_contracts, update_klines
 
 app = typer.Typer(
@@ -24,12 +26,15 @@ app = typer.Typer(
 app.add_typer(db_commands.app, name="db")
 app.add_typer(sim_commands.app, name="sim")
 app.command()(serve)
+app.command("scheduler")(scheduler)
 app.command("fetch-spot-contracts")(fetch_spot_contracts)
 app.command("fetch-futures-contracts")(fetch_futures_contracts)
 app.command("update-klines")(update_klines)
 app.command("import-klines")(import_klines)
 app.command("verify-klines")(verify_klines)
 app.command("export-klines")(export_klines)
+app.command("scan-volume-traps")(scan_volume_traps)
+app.command("check-invalidations")(check_invalidations)
 
 
 def main() -> None:

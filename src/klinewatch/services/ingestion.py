@@ -137,9 +137,8 @@ class KlineUpdater:
         semaphore = asyncio.Semaphore(self.concurrency)
 
         async def run(job: Job) -> None:
-            async with semaphore:
-                if job.symbol not in summary.errors:
-                    await self._run_job(job, interval, now, summary)
+            if job.symbol not in summary.errors:
+                await self._run_job(job, interval, now, summary, semaphore)
             tracker.step()
 
         tracker.add(len(jobs))
@@ -212,13 +211,21 @@ class KlineUpdater:
         return candles
 
     async def _run_job(
-        self, job: Job, interval: Interval, now: int, summary: UpdateSummary
+        self,
+        job: Job,
+        interval: Interval,
+        now: int,
+        summary: UpdateSummary,
+        in_flight: asyncio.Semaphore,
     ) -> None:
+        """Fetch under the in-flight limit, then write outside it: the next requests go
+        out while this answer waits for its group commit."""
         start, end = job.chunk
         try:
-            candles = await self.fetch(
-                job.symbol, interval, job.chunk, interval.count(start, end), summary
-            )
+            async with in_flight:
+                candles = await self.fetch(
+                    job.symbol, interval, job.chunk, interval.count(start, end), summary
+                )
         except KlinewatchError as e:
             self.fail(job.symbol, interval, e, summary)
             return

@@ -212,6 +212,12 @@ class VolumeTrapMonitor(Base):
             postgresql_where=text(ACTIVE_MONITOR),
         ),
         Index(None, "status", "market_type", "trigger_open_time_ms"),
+        # The monitor list's orderings (id breaks ties, so pages never overlap) and its
+        # symbol filter.
+        Index(None, "trigger_open_time_ms", "id"),
+        Index(None, "rvol", "id"),
+        Index(None, "drawdown_pct", "id"),
+        Index(None, "symbol", "interval"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

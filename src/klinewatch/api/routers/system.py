@@ -1,0 +1,105 @@
+"""``/api/v1/system/config``: the config singleton (seed 001 section 5.4).
+
+PUT needs a token from ``KLINEWATCH_API_TOKENS`` in ``X-API-Token`` (no tokens
+configured: writes are disabled). The body is read here rather than declared as a model
+so that every flaw, JSON syntax included, is one ``INVALID_CONFIG`` naming the field.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Request, Security
+from fastapi.responses import Response
+from fastapi.security import APIKeyHeader
+
+from klinewatch.api.errors import Unauthorized, ok
+from klinewatch.api.schemas import ConfigEnvelope, responses
+from klinewatch.domain.market_config import InvalidConfig
+from klinewatch.services.system_config import SECRET_NAMES
+
+if TYPE_CHECKING:
+    from klinewatch.api.app import AppContext
+
+router = APIRouter(prefix="/api/v1/system", tags=["system"])
+token_header = APIKeyHeader(
+    name="X-API-Token", auto_error=False, description="One of KLINEWATCH_API_TOKENS."
+)
+MAX_BODY_BYTES = 64 * 1024
+
+UPDATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "market_data": {
+            "type": "object",
+            "description": "Any part of the market_data section; deep-merged, then validated.",
+        },
+        "secrets": {
+            "type": "object",
+            "description": "Stored encrypted; a null or empty value removes one.",
+            "additionalProperties": False,
+            "properties": {name: {"type": ["string", "null"]} for name in SECRET_NAMES},
+        },
+    },
+    "example": {"market_data": {"default_exchange": "binance", "update_mode": "n_periods"}},
+}
+
+
+def _ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+@router.get(
+    "/config",
+    summary="The system config and the exchange in use",
+    response_class=Response,
+    responses=responses(ok=ConfigEnvelope),
+)
+async def get_config(request: Request) -> Response:
+    ctx = _ctx(request)
+    return ok(ctx.config.public_view(ctx.failover.current_exchange))
+
+
+@router.put(
+    "/config",
+    summary="Update part of the config (takes effect without a restart)",
+    response_class=Response,
+    responses=responses(400, 401, ok=ConfigEnvelope),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": UPDATE_SCHEMA}},
+        }
+    },
+)
+async def put_config(
+    request: Request, token: Annotated[str | None, Security(token_header)] = None
+) -> Response:
+    """Deep-merges the body into the stored config and validates the result; an
+    invalid update is refused with the field named and nothing is stored."""
+    ctx = _ctx(request)
+    _authorize(token, [t.get_secret_value() for t in ctx.settings.api_tokens])
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidConfig(f"the body is larger than {MAX_BODY_BYTES} bytes", field="(root)")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidConfig("the body is not JSON", field="(root)") from None
+    await ctx.config.update(body)
+    return ok(ctx.config.public_view(ctx.failover.current_exchange))
+
+
+def _authorize(token: str | None, accepted: list[str]) -> None:
+    if not accepted:
+        raise Unauthorized(
+            "config writes are disabled: no KLINEWATCH_API_TOKENS configured", field="X-API-Token"
+        )
+    if token is None:
+        raise Unauthorized("X-API-Token header required", field="X-API-Token")
+    if not any(hmac.compare_digest(token.encode(), a.encode()) for a in accepted):
+        raise Unauthorized("X-API-Token not accepted", field="X-API-Token")
