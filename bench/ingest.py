@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,9 @@ async def incremental(pg_url: str, sim: str, data: Path) -> float:
     start = last - 90 * 24 * HOUR_MS
     prefill(rt, symbols, source, start, last)
     sim_admin(sim, "clock", {"now_ms": last + HOUR_MS + 1_000, "speed": 1.0})  # `last` closes
+    warm = f"{sim}/api/v3/klines?symbol=BTCUSDT&interval=1h&limit=2"
+    # The simulator loads its finer series on the first ask for an open candle: not timed.
+    await asyncio.to_thread(lambda: urllib.request.urlopen(warm, timeout=60).read())
     updater = KlineUpdater(rt.sessions, client, rt.clock, concurrency=16)
     await client.calibrate()
     started = time.perf_counter()

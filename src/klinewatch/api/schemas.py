@@ -108,6 +108,9 @@ class SecretState(BaseModel):
 
 class ConfigData(BaseModel):
     market_data: dict[str, Any] = Field(description="Seed 001 section 4.1, validated.")
+    volume_trap: dict[str, Any] = Field(
+        description="The volume-trap thresholds and phase rules (spec volume-trap.md)."
+    )
     secrets: dict[str, SecretState] = Field(description="Never shown in clear.")
     current_exchange: str
     last_updated: datetime

@@ -43,7 +43,7 @@ log = get_logger(__name__)
 API_KEYS = ("coingecko_api_key", "price_source_api_key")
 PROXIES = ("binance_proxy", "okx_proxy", "bybit_proxy", "bitget_proxy")
 SECRET_NAMES: tuple[str, ...] = (*API_KEYS, *PROXIES)
-SECTIONS = ("market_data", "secrets")
+SECTIONS = ("market_data", "volume_trap", "secrets")
 PROXY_SCHEMES = frozenset({"http", "https", "socks5", "socks5h"})
 MAX_SECRET_CHARS = 4096
 
@@ -56,6 +56,7 @@ class ConfigSnapshot:
     market_data: MarketDataConfig
     encrypted_secrets: dict[str, str]
     updated_at: datetime
+    volume_trap: dict[str, Any] | None = None
 
 
 Listener = Callable[[ConfigSnapshot], None]
@@ -180,6 +181,7 @@ class SystemConfigService:
         }
         return {
             "market_data": snapshot.document["market_data"],
+            "volume_trap": snapshot.volume_trap,
             "secrets": secrets,
             "current_exchange": current_exchange,
             "last_updated": snapshot.updated_at,
@@ -202,8 +204,13 @@ class SystemConfigService:
         market_update = body.get("market_data")
         if market_update is not None and not isinstance(market_update, Mapping):
             raise InvalidConfig("market_data: must be an object", field="market_data")
+        trap_update = body.get("volume_trap")
+        if trap_update is not None and not isinstance(trap_update, Mapping):
+            raise InvalidConfig("volume_trap: must be an object", field="volume_trap")
         encrypted = {name: self.box.encrypt(name, v) for name, v in secrets.items() if v}
-        snapshot = await asyncio.to_thread(self._write, market_update, secrets, encrypted)
+        snapshot = await asyncio.to_thread(
+            self._write, market_update, secrets, encrypted, trap_update
+        )
         log.info(
             "config_updated",
             fields=sorted(_leaves(market_update or {})),
@@ -216,6 +223,7 @@ class SystemConfigService:
         market_update: Mapping[str, Any] | None,
         secrets: Mapping[str, str | None],
         encrypted: Mapping[str, str],
+        trap_update: Mapping[str, Any] | None = None,
     ) -> ConfigSnapshot:
         with transaction(self.sessions) as session:
             repo = SystemConfigRepository(session)
@@ -231,7 +239,10 @@ class SystemConfigService:
                     tokens[name] = encrypted[name]
                 else:
                     tokens.pop(name, None)
-            saved = repo.save(document["market_data"], tokens)
+            trap = None
+            if trap_update is not None:
+                trap = volume_trap_section(deep_merge(stored.volume_trap or {}, trap_update))
+            saved = repo.save(document["market_data"], tokens, trap)
         return _snapshot(saved)
 
     def _install(self, snapshot: ConfigSnapshot) -> ConfigSnapshot:
@@ -255,6 +266,7 @@ def _snapshot(stored: StoredConfig) -> ConfigSnapshot:
         market_data=validate_config(document).market_data,
         encrypted_secrets={k: str(v) for k, v in stored.encrypted_secrets.items() if v},
         updated_at=stored.updated_at,
+        volume_trap=volume_trap_section(stored.volume_trap or {}),
     )
 
 
@@ -303,3 +315,16 @@ def _leaves(update: Mapping[str, Any], prefix: str = "market_data") -> list[str]
         path = f"{prefix}.{key}"
         out.extend(_leaves(value, path) if isinstance(value, Mapping) else [path])
     return out
+
+
+def volume_trap_section(section: Mapping[str, Any]) -> dict[str, Any]:
+    """The volume-trap thresholds validated by the core's own rules (spec volume-trap.md),
+    complete with defaults; out of range is ``InvalidConfig`` naming ``volume_trap.<field>``."""
+    from klinewatch.domain.volume_trap import VolumeTrapParams
+    from klinewatch.errors import InvalidInput
+
+    try:
+        return VolumeTrapParams.from_mapping(dict(section)).to_mapping()
+    except InvalidInput as e:
+        field_name = f"volume_trap.{e.field or ''}".rstrip(".")
+        raise InvalidConfig(f"volume_trap: {e.message}", field=field_name) from e

@@ -27,6 +27,7 @@ class StoredConfig:
     market_data: dict[str, Any]
     encrypted_secrets: dict[str, Any]
     updated_at: datetime
+    volume_trap: dict[str, Any] | None = None
 
 
 class SystemConfigRepository:
@@ -71,13 +72,21 @@ class SystemConfigRepository:
         )
         return None if value is None else _aware(value)
 
-    def save(self, market_data: dict[str, Any], encrypted_secrets: dict[str, Any]) -> StoredConfig:
-        """Replace the market-data section and the secrets (the row must exist)."""
+    def save(
+        self,
+        market_data: dict[str, Any],
+        encrypted_secrets: dict[str, Any],
+        volume_trap: dict[str, Any] | None = None,
+    ) -> StoredConfig:
+        """Replace the market-data section and the secrets, and the volume-trap section
+        when given (the row must exist)."""
         row = self.session.get(SystemConfig, SINGLETON_ID, with_for_update=True)
         if row is None:
             raise LookupError("the system_config row does not exist yet")
         row.market_data = market_data
         row.encrypted_secrets = encrypted_secrets
+        if volume_trap is not None:
+            row.volume_trap = volume_trap
         row.updated_at = utcnow()
         self.session.flush()
         return _detached(row)
@@ -88,6 +97,7 @@ def _detached(row: SystemConfig) -> StoredConfig:
         market_data=dict(row.market_data or {}),
         encrypted_secrets=dict(row.encrypted_secrets or {}),
         updated_at=_aware(row.updated_at),
+        volume_trap=dict(row.volume_trap or {}),
     )
 
 
