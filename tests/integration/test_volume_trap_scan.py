@@ -390,7 +390,12 @@ def test_the_scheduler_hook_scans_the_updated_group(
     add_contract(sessions, market, symbol)
     put(sessions, market, symbol, window(store, RIVER))
     hook = volume_trap_hook(sessions)
-    summary = asyncio.run(hook(UpdateSummary("binance", market, "1h", pairs=1)))
+    idle = asyncio.run(hook(UpdateSummary("binance", market, "1h", pairs=1)))
+    assert idle.scanned == 0  # an update that stored nothing triggers no scan
+    update = UpdateSummary(
+        "binance", market, "1h", pairs=1, candles_added=len(window(store, RIVER))
+    )
+    summary = asyncio.run(hook(update))
     assert (summary.pairs, summary.scanned, summary.discovered, summary.expired) == (1, 1, 1, 1)
     assert asyncio.run(hook(UpdateSummary("binance", market, "1h"))).scanned == 0
 
