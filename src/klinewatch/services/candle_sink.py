@@ -15,14 +15,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from klinewatch.domain.candles import Candles, Rejection, validate
+from klinewatch.domain.candles import Candles, Rejection
 from klinewatch.domain.gaps import Range
 from klinewatch.domain.intervals import Interval
-from klinewatch.logs import get_logger
+from klinewatch.services.warehouse import SeriesKey, validated
 from klinewatch.storage.batch_write import insert_many, record_many
 from klinewatch.storage.engine import transaction
-
-log = get_logger(__name__)
 
 
 @dataclass
@@ -42,8 +40,16 @@ class Answer:
 class CandleSink:
     """One writer; ``submit`` returns (candles added, rejections) once committed."""
 
-    def __init__(self, sessions: sessionmaker[Session], max_rows: int = 50_000) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        exchange: str,
+        market_type: str,
+        max_rows: int = 50_000,
+    ) -> None:
         self.sessions = sessions
+        self.exchange = exchange
+        self.market_type = market_type
         self.max_rows = max_rows
         self._queue: asyncio.Queue[Answer] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -82,15 +88,8 @@ class CandleSink:
         parts: list[tuple[int, Candles]] = []
         rejected: list[list[Rejection]] = []
         for answer in batch:
-            valid, refused = validate(answer.candles, answer.interval)
-            for r in refused[:5]:
-                log.warning(
-                    "candle_rejected",
-                    symbol=answer.symbol,
-                    interval=answer.interval.name,
-                    open_time_ms=r.open_time_ms,
-                    reason=r.reason,
-                )
+            key = SeriesKey(self.exchange, self.market_type, answer.symbol, answer.interval.name)
+            valid, refused = validated(key, answer.candles)
             parts.append((answer.series_id, valid))
             rejected.append(refused)
         ledger: dict[tuple[str, str], dict[int, list[Range]]] = {}

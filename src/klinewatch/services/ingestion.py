@@ -116,7 +116,7 @@ class KlineUpdater:
         self.archive = (
             archive if archive is not None and archive.exchange == client.exchange else None
         )
-        self.sink = CandleSink(sessions)
+        self.sink = CandleSink(sessions, client.exchange, client.market_type)
 
     async def update(
         self, symbols: list[str], interval: Interval, start_ms: int, end_ms: int | None = None

@@ -28,11 +28,10 @@ class WriteResult:
     rejected: list[Rejection] = field(default_factory=list)
 
 
-def write_candles(session: Session, key: SeriesKey, candles: Candles) -> WriteResult:
-    """Store the valid new candles of a batch; each invalid one is reported with its
-    reason and the rest are written. Runs in the caller's transaction."""
-    interval = parse_interval(key.interval)
-    valid, rejected = validate(candles, interval)
+def validated(key: SeriesKey, candles: Candles) -> tuple[Candles, list[Rejection]]:
+    """The candles that pass every sanity rule, and the rejections (the first few logged
+    with their series and reason). One bad candle never sinks the batch."""
+    valid, rejected = validate(candles, parse_interval(key.interval))
     for rejection in rejected[:20]:
         log.warning(
             "candle_rejected",
@@ -43,6 +42,13 @@ def write_candles(session: Session, key: SeriesKey, candles: Candles) -> WriteRe
             open_time_ms=rejection.open_time_ms,
             reason=rejection.reason,
         )
+    return valid, rejected
+
+
+def write_candles(session: Session, key: SeriesKey, candles: Candles) -> WriteResult:
+    """Store the valid new candles of a batch; each invalid one is reported with its
+    reason and the rest are written. Runs in the caller's transaction."""
+    valid, rejected = validated(key, candles)
     repo = KlineRepository(session)
     series_id = repo.ensure_series(key.exchange, key.market_type, key.symbol, key.interval)
     return WriteResult(added=repo.insert_new(series_id, valid), rejected=rejected)

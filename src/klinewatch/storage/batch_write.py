@@ -12,82 +12,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-import numpy as np
-import psycopg
-from sqlalchemy import bindparam, delete, select, text
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from klinewatch.domain.candles import Candles
 from klinewatch.domain.gaps import Range, merge_ranges
-from klinewatch.storage.klines import KLINE_COLUMNS, KlineRepository, copy_rows_pg
+from klinewatch.storage.klines import KlineRepository, Part, insert_many_pg
 from klinewatch.storage.models import KlineRange
-
-Part = tuple[int, Candles]
 
 
 def insert_many(session: Session, parts: Sequence[Part]) -> list[int]:
     """Store the new rows of every part; return how many each part added."""
     parts = [(sid, c.sorted_unique()) for sid, c in parts]
-    if session.get_bind().dialect.name != "postgresql":
-        repo = KlineRepository(session)
-        return [repo.insert_new(sid, candles) for sid, candles in parts]
-    fresh = _without_stored(session, parts)
-    rows = Candles.concat([c for _, c in fresh])
-    if len(rows) == 0:
-        return [0] * len(parts)
-    ids = np.concatenate([np.full(len(c), sid, dtype=np.int64) for sid, c in fresh])
-    savepoint = session.begin_nested()
-    try:
-        copy_rows_pg(session, "klines", ids, rows)
-    except psycopg.errors.UniqueViolation:
-        savepoint.rollback()  # a concurrent writer got there first: let the database decide
-        return _insert_on_conflict(session, parts)
-    savepoint.commit()
-    return [len(c) for _, c in fresh]
-
-
-def _without_stored(session: Session, parts: list[Part]) -> list[Part]:
-    """Drop rows whose key is stored already: one indexed join over all parts' spans."""
-    spans = [(sid, int(c.open_time_ms[0]), int(c.open_time_ms[-1])) for sid, c in parts if len(c)]
-    if not spans:
-        return parts
-    values = ", ".join(f"({sid}, {lo}, {hi})" for sid, lo, hi in spans)
-    stored = session.execute(
-        text(
-            "SELECT k.series_id, k.open_time_ms FROM klines k JOIN (VALUES "
-            + values
-            + ") AS v(sid, lo, hi) ON k.series_id = v.sid AND k.open_time_ms BETWEEN v.lo AND v.hi"
-        )
-    ).all()
-    if not stored:
-        return parts
-    by_series: dict[int, list[int]] = defaultdict(list)
-    for sid, open_ms in stored:
-        by_series[int(sid)].append(int(open_ms))
-    out: list[Part] = []
-    for sid, candles in parts:
-        known = by_series.get(sid)
-        out.append((sid, candles.take(~np.isin(candles.open_time_ms, known)) if known else candles))
-    return out
-
-
-def _insert_on_conflict(session: Session, parts: list[Part]) -> list[int]:
-    ids = np.concatenate([np.full(len(c), sid, dtype=np.int64) for sid, c in parts])
-    session.execute(
-        text("CREATE TEMP TABLE IF NOT EXISTS klines_incoming (LIKE klines) ON COMMIT DELETE ROWS")
-    )
-    session.execute(text("TRUNCATE klines_incoming"))
-    copy_rows_pg(session, "klines_incoming", ids, Candles.concat([c for _, c in parts]))
-    added = session.execute(
-        text(
-            f"INSERT INTO klines SELECT {', '.join(KLINE_COLUMNS)} FROM klines_incoming "
-            "ON CONFLICT DO NOTHING RETURNING series_id"
-        )
-    ).scalars()
-    counts: dict[int, int] = defaultdict(int)
-    for sid in added:
-        counts[int(sid)] += 1
-    return [counts.pop(sid, 0) for sid, _ in parts]
+    if session.get_bind().dialect.name == "postgresql":
+        return insert_many_pg(session, parts)
+    repo = KlineRepository(session)
+    return [repo.insert_new(sid, candles) for sid, candles in parts]
 
 
 def ledger_ranges_many(

@@ -11,6 +11,7 @@ transaction. A duplicate inside the batch or against stored rows never drops a n
 from __future__ import annotations
 
 import struct
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -121,34 +122,7 @@ class KlineRepository:
         return self._insert_new_sqlite(series_id, batch)
 
     def _insert_new_pg(self, series_id: int, batch: Candles) -> int:
-        stored = self.open_times(
-            series_id, int(batch.open_time_ms[0]), int(batch.open_time_ms[-1]) + 1
-        )
-        fresh = batch.take(~np.isin(batch.open_time_ms, stored)) if len(stored) else batch
-        if len(fresh) == 0:
-            return 0
-        savepoint = self.session.begin_nested()
-        try:
-            copy_rows_pg(self.session, "klines", series_id, fresh)
-        except psycopg.errors.UniqueViolation:
-            savepoint.rollback()  # another writer stored some of these meanwhile
-            return self._insert_via_temp_table(series_id, fresh)
-        savepoint.commit()
-        return len(fresh)
-
-    def _insert_via_temp_table(self, series_id: int, batch: Candles) -> int:
-        self.session.execute(
-            text(
-                "CREATE TEMP TABLE IF NOT EXISTS klines_incoming (LIKE klines) "
-                "ON COMMIT DELETE ROWS"
-            )
-        )
-        self.session.execute(text("TRUNCATE klines_incoming"))
-        copy_rows_pg(self.session, "klines_incoming", series_id, batch)
-        result = self.session.execute(
-            text("INSERT INTO klines SELECT * FROM klines_incoming ON CONFLICT DO NOTHING")
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return insert_many_pg(self.session, [(series_id, batch)])[0]
 
     def _insert_new_sqlite(self, series_id: int, batch: Candles) -> int:
         raw = self.session.connection().connection.driver_connection
@@ -229,6 +203,72 @@ class KlineRepository:
             .order_by(KlineSeries.symbol)
         ).all()
         return {str(symbol): int(series_id) for symbol, series_id in rows}
+
+
+Part = tuple[int, Candles]
+
+
+def insert_many_pg(session: Session, parts: Sequence[Part]) -> list[int]:
+    """PostgreSQL: read the parts' stored keys in one indexed join, binary-COPY the rest
+    straight into ``klines``; should another writer race us to a key, re-send the parts
+    through a temporary table with ``ON CONFLICT DO NOTHING``. Parts are sorted, unique."""
+    fresh = _without_stored(session, parts)
+    rows = Candles.concat([c for _, c in fresh])
+    if len(rows) == 0:
+        return [0] * len(parts)
+    ids = np.concatenate([np.full(len(c), sid, dtype=np.int64) for sid, c in fresh])
+    savepoint = session.begin_nested()
+    try:
+        copy_rows_pg(session, "klines", ids, rows)
+    except psycopg.errors.UniqueViolation:
+        savepoint.rollback()  # a concurrent writer got there first: let the database decide
+        return _insert_on_conflict(session, parts)
+    savepoint.commit()
+    return [len(c) for _, c in fresh]
+
+
+def _without_stored(session: Session, parts: Sequence[Part]) -> Sequence[Part]:
+    """Drop rows whose key is stored already: one indexed join over all parts' spans."""
+    spans = [(sid, int(c.open_time_ms[0]), int(c.open_time_ms[-1])) for sid, c in parts if len(c)]
+    if not spans:
+        return parts
+    values = ", ".join(f"({sid}, {lo}, {hi})" for sid, lo, hi in spans)
+    stored = session.execute(
+        text(
+            "SELECT k.series_id, k.open_time_ms FROM klines k JOIN (VALUES "
+            + values
+            + ") AS v(sid, lo, hi) ON k.series_id = v.sid AND k.open_time_ms BETWEEN v.lo AND v.hi"
+        )
+    ).all()
+    if not stored:
+        return parts
+    by_series: dict[int, list[int]] = defaultdict(list)
+    for sid, open_ms in stored:
+        by_series[int(sid)].append(int(open_ms))
+    out: list[Part] = []
+    for sid, candles in parts:
+        known = by_series.get(sid)
+        out.append((sid, candles.take(~np.isin(candles.open_time_ms, known)) if known else candles))
+    return out
+
+
+def _insert_on_conflict(session: Session, parts: Sequence[Part]) -> list[int]:
+    ids = np.concatenate([np.full(len(c), sid, dtype=np.int64) for sid, c in parts])
+    session.execute(
+        text("CREATE TEMP TABLE IF NOT EXISTS klines_incoming (LIKE klines) ON COMMIT DELETE ROWS")
+    )
+    session.execute(text("TRUNCATE klines_incoming"))
+    copy_rows_pg(session, "klines_incoming", ids, Candles.concat([c for _, c in parts]))
+    added = session.execute(
+        text(
+            f"INSERT INTO klines SELECT {', '.join(KLINE_COLUMNS)} FROM klines_incoming "
+            "ON CONFLICT DO NOTHING RETURNING series_id"
+        )
+    ).scalars()
+    counts: dict[int, int] = defaultdict(int)
+    for sid in added:
+        counts[int(sid)] += 1
+    return [counts.pop(sid, 0) for sid, _ in parts]
 
 
 def candles_from_rows(rows: Sequence[Sequence[Any]]) -> Candles:
