@@ -9,7 +9,12 @@ own process). Both targets are loaded by the same generator in the same run.
 
 Figures:
 - ``cached_klines_rps`` / ``bare_rps`` / ``cached_klines_ratio``: 200 cached candles at
-  ``--connections`` (64) concurrent connections; ``cached_klines_p99_ms`` its p99.
+  ``--connections`` (64) concurrent connections, each sending as soon as it has its
+  answer; ``cached_klines_p99_ms`` and ``bare_p99_ms`` their p99. Flooded so, a p99 is
+  mostly queueing (64 requests waiting on 2 shared cores, the generator among them).
+- ``cached_klines_paced_p99_ms``: the same 64 connections paced to a quarter of the bare
+  endpoint's rate (the issue's throughput target), each latency counted from when its
+  request was due (Python generator, open loop).
 - ``db_klines_p50_ms``: 200 candles of random windows (cache misses, database-served),
   one request at a time; ``indicators_p50_ms``: MA, MACD, RSI, BOLL and VOL over 1000
   candles of random windows, database-served. Answers not from the database are not
@@ -38,11 +43,13 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
+import redis
 from fastapi import FastAPI
 from fastapi.responses import Response
 
@@ -63,6 +70,8 @@ KLINES = f"/api/v1/market/klines?symbol={SYMBOL}&timeframe={INTERVAL}&limit=200"
 HOUR_MS = 3_600_000
 SEED_CANDLES = 20_000
 REDIS_URL = os.environ.get("KLINEWATCH_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+# The paced run asks the issue's throughput target: a quarter of the bare endpoint's rate.
+PACED_SHARE = 0.25
 
 
 def free_port() -> int:
@@ -144,13 +153,17 @@ def wrk_load(url: str, connections: int, duration: float) -> tuple[float, float]
     return rps, float(p99.group(1)) * scale
 
 
-def python_load(url: str, connections: int, duration: float) -> tuple[float, float]:
-    """The same figures from an asyncio raw-socket client in its own process."""
+def python_load(
+    url: str, connections: int, duration: float, rate: float = 0.0
+) -> tuple[float, float]:
+    """The same figures from an asyncio raw-socket client in its own process; with a
+    ``rate`` (requests/s over all connections) it paces instead of flooding."""
     code = (
         "import sys, json; sys.path.insert(0, sys.argv[1]); from bench.api import _socket_load; "
-        "print(json.dumps(_socket_load(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))))"
+        "print(json.dumps(_socket_load(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), "
+        "float(sys.argv[5]))))"
     )
-    args = [str(REPO), url, str(connections), str(duration)]
+    args = [str(REPO), url, str(connections), str(duration), str(rate)]
     out = subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
     )
@@ -158,7 +171,13 @@ def python_load(url: str, connections: int, duration: float) -> tuple[float, flo
     return float(rps), float(p99)
 
 
-def _socket_load(url: str, connections: int, duration: float) -> tuple[float, float]:
+def _socket_load(
+    url: str, connections: int, duration: float, rate: float = 0.0
+) -> tuple[float, float]:
+    """Closed loop (each connection sends as soon as it has its answer), or with ``rate``
+    open loop: each connection sends on its own schedule and a latency counts from when
+    the request was due, so a stall is not hidden by the requests it delayed (what wrk2
+    calls coordinated omission)."""
     import uvloop
 
     host, port_path = url.removeprefix("http://").split(":", 1)
@@ -166,10 +185,18 @@ def _socket_load(url: str, connections: int, duration: float) -> tuple[float, fl
     request = f"GET /{path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
     latencies: list[float] = []
 
-    async def one(deadline: float) -> None:
+    async def one(deadline: float, index: int) -> None:
         reader, writer = await asyncio.open_connection(host, int(port), limit=1 << 22)
+        every = connections / rate if rate > 0 else 0.0
+        due = time.perf_counter() + every * index / connections
         while time.perf_counter() < deadline:
-            started = time.perf_counter()
+            if every and due >= deadline:
+                break
+            if every:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                started, due = due, due + every
+            else:
+                started = time.perf_counter()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             if head[9:12] != b"200":
@@ -181,7 +208,7 @@ def _socket_load(url: str, connections: int, duration: float) -> tuple[float, fl
 
     async def run() -> None:
         deadline = time.perf_counter() + duration
-        await asyncio.gather(*(one(deadline) for _ in range(connections)))
+        await asyncio.gather(*(one(deadline, i) for i in range(connections)))
 
     uvloop.run(run())
     latencies.sort()
@@ -258,16 +285,44 @@ def analyze(database_url: str) -> None:
             conn.execute("ANALYZE")
 
 
-def start_api(args: argparse.Namespace, stack: ExitStack, tmp: Path) -> tuple[str, str]:
-    """The simulator (data shifted to end now), the database and the API; its URL."""
-    sim, sim_url = start_sim(shared_data_dir(), "--spot-weight-per-min", "100000000")
+def cache_prefix(stack: ExitStack, embedded: bool) -> str:
+    """A prefix of this run's own (a PID of an earlier run may come back while its
+    answers are still cached); its Redis keys are deleted when the run ends."""
+    prefix = f"kwbench:{uuid.uuid4().hex[:12]}:"
+    if not embedded:
+        stack.callback(forget_keys, prefix)
+    return prefix
+
+
+def forget_keys(prefix: str) -> None:
+    """Delete the run's cached answers (hundreds of 250 KB indicator bodies) from Redis."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+    finally:
+        client.close()
+
+
+def start_api(
+    args: argparse.Namespace,
+    stack: ExitStack,
+    tmp: Path,
+    sim_args: tuple[str, ...] = (),
+    extra_env: dict[str, str] | None = None,
+) -> tuple[str, str]:
+    """The simulator (data shifted to end now; ``sim_args`` added to its command), the
+    database and the API (``extra_env`` added to its environment); its URL."""
+    sim, sim_url = start_sim(shared_data_dir(), "--spot-weight-per-min", "100000000", *sim_args)
     stack.callback(lambda: (sim.terminate(), sim.wait(timeout=10)))
     sim_admin(sim_url, "clock", {"shift_to_now": True})
     env = {
         **url_settings(sim_url),
         "KLINEWATCH_API_RATE_LIMIT_PER_MIN": "1000000000",
-        "KLINEWATCH_CACHE_PREFIX": f"kwbench:{os.getpid()}:",
+        "KLINEWATCH_CACHE_PREFIX": cache_prefix(stack, args.embedded),
         "KLINEWATCH_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     if args.embedded:
         env["KLINEWATCH_DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
@@ -320,6 +375,10 @@ def main() -> None:
         (cached_rps, cached_p99), (bare_rps, bare_p99), size = cached_versus_bare(
             args, stack, tmp, base
         )
+        paced_rate = PACED_SHARE * bare_rps
+        paced_rps, paced_p99 = python_load(
+            base + KLINES, args.connections, args.duration, rate=paced_rate
+        )
         first = newest - (SEED_CANDLES - 1200) * HOUR_MS
         last = newest - 1000 * HOUR_MS
         db_p50 = p50_ms(base, random_paths(first, last, args.samples, indicators=False))
@@ -329,12 +388,18 @@ def main() -> None:
     print(f"stored {stored} candles; generator {generator}; {os.cpu_count()} CPUs, load {load_avg}")
     print(f"cached klines: {cached_rps:.0f} req/s, p99 {cached_p99:.2f} ms")
     print(f"bare endpoint: {bare_rps:.0f} req/s, p99 {bare_p99:.2f} ms ({size} bytes)")
+    print(
+        f"cached klines paced at {PACED_SHARE:.0%} of the bare rate ({paced_rate:.0f} req/s "
+        f"asked, {paced_rps:.0f} served): p99 {paced_p99:.2f} ms from when each was due"
+    )
     print(f"database klines p50 {db_p50:.2f} ms; indicators p50 {ind_p50:.2f} ms")
     print_figures({
         "cached_klines_rps": round(cached_rps, 1),
         "bare_rps": round(bare_rps, 1),
         "cached_klines_ratio": round(cached_rps / bare_rps, 3),
         "cached_klines_p99_ms": round(cached_p99, 2),
+        "bare_p99_ms": round(bare_p99, 2),
+        "cached_klines_paced_p99_ms": round(paced_p99, 2),
         "db_klines_p50_ms": round(db_p50, 2),
         "indicators_p50_ms": round(ind_p50, 2),
     })  # fmt: skip

@@ -20,6 +20,11 @@ from klinewatch.errors import InvalidInput
 from klinewatch.exchanges.binance.archive import BinanceArchive, build_binance_archive
 from klinewatch.exchanges.binance.client import BinanceClient, build_binance_client
 from klinewatch.exchanges.ccxt_venues import CCXT_EXCHANGES, VENUES
+from klinewatch.exchanges.coingecko import (
+    CallPacer,
+    CoingeckoClient,
+    coingecko_client_from_settings,
+)
 from klinewatch.exchanges.port import ExchangeClient
 from klinewatch.exchanges.ratelimit import MemoryWeightLedger, WeightGovernor, WeightLedger
 from klinewatch.exchanges.ratelimit_redis import RedisWeightLedger
@@ -39,6 +44,7 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
     ledger: WeightLedger | None = None
     governors: dict[str, WeightGovernor] = field(default_factory=dict)
+    coingecko_pacer: CallPacer | None = None
 
     def governor(
         self, key: str, budget_per_min: int, window_ms: int | None = None
@@ -141,6 +147,15 @@ class Runtime:
             timeout_s=max(self.settings.http_timeout_s, 30.0),
             proxy=proxy.get_secret_value() if proxy else None,
         )
+
+    def coingecko_client(self) -> CoingeckoClient:
+        """A CoinGecko client (the caller closes it). Every client of the process shares
+        one pacer, so that mappings, market data and prices together stay under
+        CoinGecko's calls-per-minute limit. It paces on real time, not ``self.clock``."""
+        client = coingecko_client_from_settings(self.settings, pacer=self.coingecko_pacer)
+        if self.coingecko_pacer is None:
+            self.coingecko_pacer = client.pacer
+        return client
 
     def close(self) -> None:
         self.engine.dispose()

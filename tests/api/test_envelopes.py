@@ -69,6 +69,8 @@ def test_each_client_is_limited_per_minute(sim: Any, database_url: str) -> None:
         assert int(refused.headers["Retry-After"]) >= 1
         assert api.get("/health").status_code == 200  # liveness is never limited
         assert api.get("/metrics").status_code == 200
+        assert api.get("/").status_code == 200  # nor are the dashboard's pages
+        assert api.get("/api/v1/market/ticker", symbol="BTCUSDT").status_code == 429
 
 
 def test_the_openapi_document_has_no_422_and_documents_the_envelopes(api: Api) -> None:

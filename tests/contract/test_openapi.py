@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from pydantic import SecretStr
 
 from klinewatch.api.app import create_app
 from klinewatch.services.warehouse import SeriesKey, write_candles
@@ -53,6 +54,14 @@ def served(sim_for_contract: RunningSim, tmp_path_factory: pytest.TempPathFactor
     config = config.model_copy(update={"binance_spot_url": sim.url, "binance_futures_url": sim.url})
     for venue in ("okx", "bybit", "bitget"):
         config = config.model_copy(update={f"{venue}_url": f"{sim.url}/{venue}"})
+    config = config.model_copy(  # the price sources too (prices, min amount, portfolio)
+        update={
+            "price_source_url": f"{sim.url}/debank",
+            "coingecko_url": f"{sim.url}/coingecko/api/v3",
+            "price_source_api_key": SecretStr("sim-key"),
+            "coingecko_api_key": SecretStr("sim-key"),
+        }
+    )
     app = create_app(config, clock=sim.ctx.clock, background=False)
     sock = bind()
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))

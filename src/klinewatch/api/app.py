@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -39,7 +40,16 @@ from klinewatch.api.fast_path import CachedKlines
 from klinewatch.api.metrics import Telemetry
 from klinewatch.api.middleware import ApiMiddleware, TokenBuckets
 from klinewatch.api.near_cache import NearCache
-from klinewatch.api.routers import health, live, market, system, volume_trap
+from klinewatch.api.routers import (
+    dashboard,
+    health,
+    live,
+    mappings,
+    market,
+    prices,
+    system,
+    volume_trap,
+)
 from klinewatch.api.settings import ApiSettings, api_settings
 from klinewatch.cache.memory import MemoryCache
 from klinewatch.cache.port import Cache
@@ -60,6 +70,7 @@ from klinewatch.services.market_data import MarketDataService
 from klinewatch.services.system_config import SystemConfigService
 from klinewatch.settings import Settings
 from klinewatch.storage.engine import build_engine, session_factory
+from klinewatch.web import pages
 from klinewatch.wiring import Runtime
 
 log = get_logger(__name__)
@@ -116,11 +127,19 @@ def create_app(
             app.state.settings = config
             app.state.engine = ctx.runtime.engine
             app.state.sessions = ctx.runtime.sessions
+            mappings.install(app, stack, ctx.runtime)
+            prices.install(app, stack, ctx, background=background)
             if background:
                 _start_background(ctx)
             for hook in lifespan_hooks:
                 await stack.enter_async_context(hook(ctx))
-            yield
+            # What startup built (CCXT's tables, models) leaves the collector's scans: a
+            # full collection over it paused a worker for 100-300 ms under load.
+            gc.freeze()
+            try:
+                yield
+            finally:
+                gc.unfreeze()
 
     app = FastAPI(
         title="klinewatch",
@@ -137,6 +156,10 @@ def create_app(
     )
     for router in (health.router, market.router, system.router, live.router, volume_trap.router):
         app.include_router(router)
+    app.include_router(dashboard.router)
+    app.include_router(mappings.router)
+    app.include_router(prices.router)
+    app.include_router(pages.build_router())  # the web dashboard at / (klinewatch.web)
     _without_422(app)
     return app
 

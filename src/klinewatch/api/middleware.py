@@ -3,7 +3,9 @@ a per-client rate limit answered with the 429 envelope, and request metrics.
 
 The limit is a token bucket per client IP: ``per_min`` requests a minute with bursts of
 as many. It is kept per worker process, so with N workers a client may reach N times
-the limit. Liveness (``/health``) and ``/metrics`` are exempt: monitors poll them.
+the limit. It guards the API (``/api/``, ``/ws/``, ``/health/...``); liveness
+(``/health``), ``/metrics`` (monitors poll them) and the dashboard's pages and static
+files (a first visit loads some thirty of them) are exempt.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from klinewatch.api.errors import error_body
 from klinewatch.api.metrics import Telemetry
 
-EXEMPT = frozenset({"/health", "/metrics"})
+LIMITED_PREFIXES = ("/api/", "/ws/", "/health/")
 MAX_CLIENTS = 10_000
 
 
@@ -65,7 +67,7 @@ class ApiMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path not in EXEMPT:
+        if path.startswith(LIMITED_PREFIXES):
             client = scope.get("client")
             wait = self.buckets.wait_s(client[0] if client else "unknown")
             if wait > 0:

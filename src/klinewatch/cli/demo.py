@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import klinewatch
@@ -112,9 +113,11 @@ def start_demo(settings: Settings, data_dir: Path) -> Demo:
     store.set_shift(shift)
     server = BackgroundServer(SimContext(store, clock))
     url = server.start()
-    overrides = {
+    overrides: dict[str, object] = {
         name.removeprefix("KLINEWATCH_").lower(): value for name, value in url_settings(url).items()
     }
+    if settings.coingecko_api_key is None:  # the simulated CoinGecko wants a demo key, any
+        overrides["coingecko_api_key"] = SecretStr("demo")
     return Demo(
         settings=settings.model_copy(update=overrides),
         series=tracked(series, shift, now),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from klinewatch.cli import db as db_commands
+from klinewatch.cli import mappings as mapping_commands
 from klinewatch.cli import sim as sim_commands
 from klinewatch.cli.archive import import_klines
 from klinewatch.cli.export import export_klines
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(db_commands.app, name="db")
 app.add_typer(sim_commands.app, name="sim")
+app.add_typer(mapping_commands.app, name="mappings")
 app.command()(serve)
 app.command("scheduler")(scheduler)
 app.command("fetch-spot-contracts")(fetch_spot_contracts)
@@ -35,6 +37,8 @@ app.command("verify-klines")(verify_klines)
 app.command("export-klines")(export_klines)
 app.command("scan-volume-traps")(scan_volume_traps)
 app.command("check-invalidations")(check_invalidations)
+app.command("generate-mappings")(mapping_commands.generate_mappings)
+app.command("update-market-data")(mapping_commands.update_market_data)
 
 
 def main() -> None:

@@ -204,9 +204,11 @@ async def _standalone(plan: Plan, once: bool) -> list[JobResult]:
 
 
 async def _foreground(runtime: Runtime, jobs: list[JobSpec], source: ConfigSource) -> None:
+    from klinewatch.scheduler.market_cap import market_cap_refresh
+
     stop = asyncio.Event()
     on_signals(asyncio.get_running_loop(), stop.set)
-    async with scheduler_for(runtime, jobs, source) as sched:
+    async with scheduler_for(runtime, jobs, source) as sched, market_cap_refresh(runtime):
         await sched.start(catch_up=True)
         console.print(f"scheduler running {len(jobs)} jobs; Ctrl-C stops it")
         await stop.wait()

@@ -91,11 +91,15 @@ async def _serve(plan: Plan, host: str, port: int) -> None:
 
 def _scheduler_hook(plan: Plan) -> LifespanHook:
     from klinewatch.cli.scheduler import config_of, scheduler_for
+    from klinewatch.scheduler.market_cap import market_cap_refresh
 
     @asynccontextmanager
     async def run_scheduler(ctx: AppContext) -> AsyncIterator[None]:
         source = config_of(ctx.config, refresh=False)  # the app polls the stored config
-        async with scheduler_for(ctx.runtime, plan.jobs, source) as scheduler:
+        async with (
+            scheduler_for(ctx.runtime, plan.jobs, source) as scheduler,
+            market_cap_refresh(ctx.runtime),
+        ):
             scheduler.on_update(ctx.live.publish_update)
             await scheduler.start(catch_up=True)
             yield

@@ -128,6 +128,7 @@ def monitor_record(row: VolumeTrapMonitor, worth: Valuation | None) -> dict[str,
         "coingecko_id": None if worth is None else worth.coingecko_id,
         "market_cap": None if worth is None else worth.market_cap,
         "fully_diluted_valuation": None if worth is None else worth.fully_diluted_valuation,
+        "fdv": None if worth is None else worth.fully_diluted_valuation,  # the dashboard's name
     }
 
 

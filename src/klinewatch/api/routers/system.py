@@ -7,15 +7,13 @@ so that every flaw, JSON syntax included, is one ``INVALID_CONFIG`` naming the f
 
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Request, Security
 from fastapi.responses import Response
-from fastapi.security import APIKeyHeader
 
-from klinewatch.api.errors import Unauthorized, ok
+from klinewatch.api.errors import ok
+from klinewatch.api.requests import authorize, json_body, token_header
 from klinewatch.api.schemas import ConfigEnvelope, responses
 from klinewatch.domain.market_config import InvalidConfig
 from klinewatch.services.system_config import SECRET_NAMES
@@ -24,9 +22,6 @@ if TYPE_CHECKING:
     from klinewatch.api.app import AppContext
 
 router = APIRouter(prefix="/api/v1/system", tags=["system"])
-token_header = APIKeyHeader(
-    name="X-API-Token", auto_error=False, description="One of KLINEWATCH_API_TOKENS."
-)
 MAX_BODY_BYTES = 64 * 1024
 
 UPDATE_SCHEMA: dict[str, Any] = {
@@ -82,24 +77,7 @@ async def put_config(
     """Deep-merges the body into the stored config and validates the result; an
     invalid update is refused with the field named and nothing is stored."""
     ctx = _ctx(request)
-    _authorize(token, [t.get_secret_value() for t in ctx.settings.api_tokens])
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidConfig(f"the body is larger than {MAX_BODY_BYTES} bytes", field="(root)")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidConfig("the body is not JSON", field="(root)") from None
+    authorize(token, [t.get_secret_value() for t in ctx.settings.api_tokens])
+    body = await json_body(request, MAX_BODY_BYTES, error=InvalidConfig)
     await ctx.config.update(body)
     return ok(ctx.config.public_view(ctx.failover.current_exchange))
-
-
-def _authorize(token: str | None, accepted: list[str]) -> None:
-    if not accepted:
-        raise Unauthorized(
-            "config writes are disabled: no KLINEWATCH_API_TOKENS configured", field="X-API-Token"
-        )
-    if token is None:
-        raise Unauthorized("X-API-Token header required", field="X-API-Token")
-    if not any(hmac.compare_digest(token.encode(), a.encode()) for a in accepted):
-        raise Unauthorized("X-API-Token not accepted", field="X-API-Token")
