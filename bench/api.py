@@ -12,6 +12,8 @@ Figures:
   ``--connections`` (64) concurrent connections, each sending as soon as it has its
   answer; ``cached_klines_p99_ms`` and ``bare_p99_ms`` their p99. Flooded so, a p99 is
   mostly queueing (64 requests waiting on 2 shared cores, the generator among them).
+- ``cached_klines_cpu_us`` / ``bare_cpu_us``: CPU time (user + system, all workers) each
+  server spent per request in those runs: how cheap a path is, whatever else runs.
 - ``cached_klines_paced_p99_ms``: the same 64 connections paced to a quarter of the bare
   endpoint's rate (the issue's throughput target), each latency counted from when its
   request was due (Python generator, open loop).
@@ -70,6 +72,8 @@ KLINES = f"/api/v1/market/klines?symbol={SYMBOL}&timeframe={INTERVAL}&limit=200"
 HOUR_MS = 3_600_000
 SEED_CANDLES = 20_000
 REDIS_URL = os.environ.get("KLINEWATCH_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+SERVERS: dict[str, int] = {}  # base URL -> process group of the uvicorn serving it
+Figures = tuple[float, float, float]  # requests/s, p99 ms, server CPU us per request
 # The paced run asks the issue's throughput target: a quarter of the bare endpoint's rate.
 PACED_SHARE = 0.25
 
@@ -88,6 +92,19 @@ def http_get(url: str, timeout: float = 60) -> tuple[int, dict[str, str], bytes]
         return e.code, dict(e.headers), e.read()
 
 
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) the processes of a process group have used so far."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[2]) == pgid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def uvicorn_app(factory: str, workers: int, env: dict[str, str]) -> Iterator[str]:
     """``uvicorn --factory`` in its own process group; the base URL once it answers."""
@@ -99,6 +116,7 @@ def uvicorn_app(factory: str, workers: int, env: dict[str, str]) -> Iterator[str
     ]  # fmt: skip
     proc = subprocess.Popen(command, cwd=REPO, env={**os.environ, **env}, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
+    SERVERS[base] = proc.pid  # its workers share its process group
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -338,10 +356,19 @@ def start_api(
     return base, env["KLINEWATCH_DATABASE_URL"]
 
 
+def loaded(base: str, args: argparse.Namespace) -> Figures:
+    """``load`` on ``base``'s klines path, and the CPU its server spent per request (all
+    workers, user + system): what the other work on the machine changes least."""
+    before = group_cpu_s(SERVERS[base])
+    rps, p99 = load(base + KLINES, args.connections, args.duration)
+    spent = group_cpu_s(SERVERS[base]) - before
+    return rps, p99, 1e6 * spent / max(1.0, rps * args.duration)
+
+
 def cached_versus_bare(
     args: argparse.Namespace, stack: ExitStack, tmp: Path, base: str
-) -> tuple[tuple[float, float], tuple[float, float], int]:
-    """((rps, p99) cached, (rps, p99) bare, body size): same generator, same run."""
+) -> tuple[Figures, Figures, int]:
+    """(cached, bare, body size): same generator, same run."""
     http_get(base + KLINES)
     status, headers, body = http_get(base + KLINES)
     if status != 200 or headers.get("x-data-source") != "cache":
@@ -353,8 +380,48 @@ def cached_versus_bare(
         raise RuntimeError("the bare endpoint does not answer the same bytes")
     load(base + KLINES, args.connections, 2.0)  # warm both up
     load(bare + KLINES, args.connections, 2.0)
-    cached = load(base + KLINES, args.connections, args.duration)
-    return cached, load(bare + KLINES, args.connections, args.duration), len(body)
+    cached = loaded(base, args)
+    return cached, loaded(bare, args), len(body)
+
+
+def measure(args: argparse.Namespace) -> dict[str, float]:
+    """Every figure of one run (and the lines that explain them, printed as they come)."""
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        base, database_url = start_api(args, stack, tmp)
+        newest = int(time.time() * 1000) // HOUR_MS * HOUR_MS - HOUR_MS
+        stored = seed(base, newest)
+        analyze(database_url)
+        generator = "wrk" if shutil.which("wrk") else "python"
+        print(f"stored {stored} candles; generator {generator}; {os.cpu_count()} CPUs")
+        cached, bare, size = cached_versus_bare(args, stack, tmp, base)
+        for name, (rps, p99, cpu) in (("cached klines", cached), ("bare endpoint", bare)):
+            print(f"{name}: {rps:.0f} req/s, p99 {p99:.2f} ms, {cpu:.0f} us CPU ({size} B)")
+        rate = PACED_SHARE * bare[0]
+        paced_rps, paced_p99 = python_load(base + KLINES, args.connections, args.duration, rate)
+        print(
+            f"cached klines paced at {PACED_SHARE:.0%} of the bare rate ({rate:.0f} req/s "
+            f"asked, {paced_rps:.0f} served): p99 {paced_p99:.2f} ms from when each was due"
+        )
+        first = newest - (SEED_CANDLES - 1200) * HOUR_MS
+        last = newest - 1000 * HOUR_MS
+        db_p50 = p50_ms(base, random_paths(first, last, args.samples, indicators=False))
+        ind_p50 = p50_ms(base, random_paths(first, last, args.samples, indicators=True))
+    print(f"database klines p50 {db_p50:.2f} ms; indicators p50 {ind_p50:.2f} ms")
+    load_avg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average at the end: {load_avg}")
+    return {
+        "cached_klines_rps": round(cached[0], 1),
+        "bare_rps": round(bare[0], 1),
+        "cached_klines_ratio": round(cached[0] / bare[0], 3),
+        "cached_klines_p99_ms": round(cached[1], 2),
+        "bare_p99_ms": round(bare[1], 2),
+        "cached_klines_cpu_us": round(cached[2], 1),
+        "bare_cpu_us": round(bare[2], 1),
+        "cached_klines_paced_p99_ms": round(paced_p99, 2),
+        "db_klines_p50_ms": round(db_p50, 2),
+        "indicators_p50_ms": round(ind_p50, 2),
+    }
 
 
 def main() -> None:
@@ -366,43 +433,7 @@ def main() -> None:
     parser.add_argument("--embedded", action="store_true", help="SQLite + in-process cache")
     args = parser.parse_args()
     random.seed(1)
-    with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        base, database_url = start_api(args, stack, tmp)
-        newest = int(time.time() * 1000) // HOUR_MS * HOUR_MS - HOUR_MS
-        stored = seed(base, newest)
-        analyze(database_url)
-        (cached_rps, cached_p99), (bare_rps, bare_p99), size = cached_versus_bare(
-            args, stack, tmp, base
-        )
-        paced_rate = PACED_SHARE * bare_rps
-        paced_rps, paced_p99 = python_load(
-            base + KLINES, args.connections, args.duration, rate=paced_rate
-        )
-        first = newest - (SEED_CANDLES - 1200) * HOUR_MS
-        last = newest - 1000 * HOUR_MS
-        db_p50 = p50_ms(base, random_paths(first, last, args.samples, indicators=False))
-        ind_p50 = p50_ms(base, random_paths(first, last, args.samples, indicators=True))
-    generator = "wrk" if shutil.which("wrk") else "python"
-    load_avg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"stored {stored} candles; generator {generator}; {os.cpu_count()} CPUs, load {load_avg}")
-    print(f"cached klines: {cached_rps:.0f} req/s, p99 {cached_p99:.2f} ms")
-    print(f"bare endpoint: {bare_rps:.0f} req/s, p99 {bare_p99:.2f} ms ({size} bytes)")
-    print(
-        f"cached klines paced at {PACED_SHARE:.0%} of the bare rate ({paced_rate:.0f} req/s "
-        f"asked, {paced_rps:.0f} served): p99 {paced_p99:.2f} ms from when each was due"
-    )
-    print(f"database klines p50 {db_p50:.2f} ms; indicators p50 {ind_p50:.2f} ms")
-    print_figures({
-        "cached_klines_rps": round(cached_rps, 1),
-        "bare_rps": round(bare_rps, 1),
-        "cached_klines_ratio": round(cached_rps / bare_rps, 3),
-        "cached_klines_p99_ms": round(cached_p99, 2),
-        "bare_p99_ms": round(bare_p99, 2),
-        "cached_klines_paced_p99_ms": round(paced_p99, 2),
-        "db_klines_p50_ms": round(db_p50, 2),
-        "indicators_p50_ms": round(ind_p50, 2),
-    })  # fmt: skip
+    print_figures(measure(args))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import talib
+from structlog.testing import capture_logs
 
 from klinewatch.clock import ms_to_datetime
 from klinewatch.domain.candles import Candles
+from klinewatch.services.warehouse import SeriesKey, write_candles
+from klinewatch.storage.engine import transaction
 from tests.api.conftest import NOW_MS, Api
 
 F64 = npt.NDArray[np.float64]
@@ -110,6 +113,27 @@ def test_the_latest_window_with_its_own_parameters(api: Api, history: Candles) -
     assert cached.json()["data"]["indicators"] == data["indicators"]
     other = api.indicators(symbol="BTCUSDT", timeframe="1h", limit=1000, rsi_period=7)
     assert other.json()["data"]["data_source"] == "database"  # another parameter hash
+
+
+def test_a_flat_stretch_before_the_window_makes_the_service_load_more_history(
+    api: Api,
+) -> None:
+    """RSI forgets its seed only while the price moves: 700 flat candles just before the
+    window make the static warm-up too short, and the values still equal TA-Lib."""
+    series = api.sim.ctx.store.get("binance", "spot", "BTCUSDT", "1h")
+    candles = series.take(series.close_time_ms < NOW_MS).take(slice(0, 9_000))
+    window = 8_000
+    level = float(candles.close[window - 701])
+    for column in (candles.open, candles.high, candles.low, candles.close):
+        column[window - 700 : window] = level
+    with transaction(api.ctx.runtime.sessions) as session:
+        write_candles(session, SeriesKey("binance", "spot", "BTCUSDT", "1h"), candles)
+    start = int(candles.open_time_ms[window])
+    with capture_logs() as logs:
+        answer = api.indicators(symbol="BTCUSDT", timeframe="1h", start=start, limit=150)
+    assert answer.status_code == 200, answer.text
+    assert any(e["event"] == "indicator_warmup_extended" for e in logs)
+    assert_equal_to_full_history(answer.json()["data"], candles, full_history(candles))
 
 
 def test_a_short_series_is_computed_from_its_first_candle(api: Api) -> None:

@@ -2,10 +2,12 @@
 over the series' full stored history.
 
 The window comes from ``MarketDataService.window`` (database, refreshed from the exchange
-when incomplete). The candles before it are loaded as ``domain.indicators`` asks: the
-whole stored prefix when it is short (bit-exact values), else the warm-up, and more
-whenever ``compute`` finds the data needs it (``InsufficientWarmup``). Whole answers are
-cached under the hash of the parameters that matter, for the series' TTL.
+when incomplete), with the warm-up candles before it and the series' first open time in
+the same statement, and only the columns used (open time, close, volume). The candles
+before it are then as ``domain.indicators`` asks: the whole stored prefix when it is
+short (bit-exact values, one more read), else the warm-up, and more whenever ``compute``
+finds the data needs it (``InsufficientWarmup``). Whole answers are cached under the
+hash of the parameters that matter, for the series' TTL.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from klinewatch.domain.indicators import (
 )
 from klinewatch.domain.market_config import ttl_for
 from klinewatch.logs import get_logger
-from klinewatch.services.market_data import MarketDataService, Window
-from klinewatch.services.market_shapes import CACHE, KlineQuery, iso, iso_times
-from klinewatch.storage.engine import transaction
-from klinewatch.storage.klines import KlineRepository
+from klinewatch.services.market_data import MarketDataService
+from klinewatch.services.market_shapes import CACHE, KlineQuery, Reads, Window, iso, iso_times_json
+from klinewatch.storage.kline_reads import Span, read_only, read_spans
 
 log = get_logger(__name__)
 Values = dict[str, list[float | None]]
+# What the computation and the answer read of a candle: open time, close and volume.
+INDICATOR_COLUMNS = ("open_time_ms", "close", "volume")
 
 
 class IndicatorService:
@@ -61,56 +64,57 @@ class IndicatorService:
         if body is not None:
             self.market.telemetry.served("indicators", CACHE)
             return body, CACHE
-        window = await self.market.window(q)
-        values = await asyncio.to_thread(self._compute, window, params)
-        reply, cached = _bodies(window, params, values)
+        reads = Reads(columns=INDICATOR_COLUMNS, warmup=warmup_candles(params) + 1)
+        window = await self.market.window(q, reads)
+        reply, cached = await asyncio.to_thread(self._render, window, params)
         if not window.stale:
             ttl = ttl_for(self.market.config(), q.interval.name)
             await self.market.cache_set(key, cached, ttl, q.series())
         self.market.telemetry.served("indicators", window.source)
         return reply, window.source
 
+    def _render(self, window: Window, params: IndicatorParams) -> tuple[bytes, bytes]:
+        """The reply and the cached copy (in a thread: TA-Lib and the JSON take ~1 ms)."""
+        return _bodies(window, params, self._compute(window, params))
+
     def _compute(self, window: Window, params: IndicatorParams) -> Values:
-        """``compute`` over warm-up + window, loading more history when it asks."""
+        """``compute`` over warm-up + window, loading more history when it asks.
+
+        The window came with ``warmup + 1`` candles before it: fewer means they are the
+        whole stored prefix. Otherwise the whole prefix is loaded when at most
+        ``EXACT_PREFIX_MAX`` candles could precede the window (an upper bound from the
+        series' first open time, so no count query): bit-exact values, cheaply."""
         assert window.series_id is not None  # a window is only served from storage
         sid, first_open = window.series_id, int(window.candles.open_time_ms[0])
-        need = warmup_candles(params)
-        with transaction(self.sessions) as session:
-            repo = KlineRepository(session)
-            before, whole = self._before(repo, sid, first_open, need, window)
-            while True:
-                candles = Candles.concat([before, window.candles])
-                try:
-                    return compute(candles, params, len(before), series_start=whole)
-                except InsufficientWarmup as e:
-                    log.info(
-                        "indicator_warmup_extended",
-                        symbol=window.query.symbol,
-                        timeframe=window.query.interval.name,
-                        given=e.given,
-                        needed=e.needed,
-                    )
-                    before = repo.read(sid, end_ms=first_open, limit=e.needed + 1, newest=True)
-                    whole = len(before) <= e.needed
-                    if not whole:
-                        before = before.take(slice(1, None))
+        before, need = window.read.before, warmup_candles(params)
+        whole = len(before) <= need
+        first_stored = window.read.first_open_ms
+        if not whole and first_stored is not None:
+            whole = window.query.interval.count(first_stored, first_open) <= EXACT_PREFIX_MAX
+            if whole:
+                before = self._load(sid, Span(start_ms=first_stored, end_ms=first_open))
+            else:
+                before = before.take(slice(1, None))
+        while True:
+            candles = Candles.concat([before, window.candles])
+            try:
+                return compute(candles, params, len(before), series_start=whole)
+            except InsufficientWarmup as e:
+                log.info(
+                    "indicator_warmup_extended",
+                    symbol=window.query.symbol,
+                    timeframe=window.query.interval.name,
+                    given=e.given,
+                    needed=e.needed,
+                )
+                before = self._load(sid, Span(end_ms=first_open, limit=e.needed + 1, newest=True))
+                whole = len(before) <= e.needed
+                if not whole:
+                    before = before.take(slice(1, None))
 
-    def _before(
-        self, repo: KlineRepository, sid: int, first_open: int, need: int, window: Window
-    ) -> tuple[Candles, bool]:
-        """The candles before the window to start from, and whether they are all of them.
-
-        The whole prefix when at most ``EXACT_PREFIX_MAX`` candles could precede the
-        window (an upper bound from the first stored open time, so no count query).
-        """
-        before = repo.read(sid, end_ms=first_open, limit=need + 1, newest=True)
-        if len(before) <= need:
-            return before, True
-        oldest = repo.read(sid, limit=1)
-        first_stored = int(oldest.open_time_ms[0])
-        if window.query.interval.count(first_stored, first_open) <= EXACT_PREFIX_MAX:
-            return repo.read(sid, start_ms=first_stored, end_ms=first_open), True
-        return before.take(slice(1, None)), False
+    def _load(self, sid: int, span: Span) -> Candles:
+        with read_only(self.sessions) as session:
+            return read_spans(session, sid, [span], INDICATOR_COLUMNS)[0]
 
 
 def _bodies(window: Window, params: IndicatorParams, values: Values) -> tuple[bytes, bytes]:
@@ -124,7 +128,7 @@ def _bodies(window: Window, params: IndicatorParams, values: Values) -> tuple[by
         "market_type": q.market_type,
         "symbol": q.symbol,
         "timeframe": q.interval.name,
-        "open_times": iso_times(window.candles.open_time_ms),
+        "open_times": iso_times_json(window.candles.open_time_ms),
         "indicators": orjson.Fragment(orjson.dumps(grouped)),
         "params": params.effective(),
         "data_source": window.source,

@@ -15,6 +15,8 @@ candle is older than the config's ``max_stale_age_s`` (then the cause is the ans
 back refreshes the data.
 
 Concurrent misses of one key share one computation (followers get the cached body).
+A database read is one statement (the window, plus the warm-up indicators need) on an
+autocommit session, the series id remembered once known: one round trip, no BEGIN.
 """
 
 from __future__ import annotations
@@ -45,10 +47,13 @@ from klinewatch.services.market_shapes import (
     API,
     CACHE,
     DATABASE,
+    KLINES,
     MAX_LIMIT,
     KlineQuery,
     NullTelemetry,
+    Reads,
     Telemetry,
+    Window,
     epoch_ms,
     klines_bodies,
     native_symbol,
@@ -57,6 +62,7 @@ from klinewatch.services.market_shapes import (
 from klinewatch.services.warehouse import SeriesKey, write_candles
 from klinewatch.storage.contracts import ContractRepository
 from klinewatch.storage.engine import transaction
+from klinewatch.storage.kline_reads import Span, WindowRead, read_only, read_window
 from klinewatch.storage.klines import KlineRepository
 from klinewatch.storage.ledger import LedgerRepository
 
@@ -67,24 +73,16 @@ KNOWN_SYMBOLS_TTL_MS = 5 * 60_000
 
 
 @dataclass(frozen=True, slots=True)
-class Window:
-    """The candles of a query as the database holds them after any refresh."""
-
-    query: KlineQuery
-    candles: Candles
-    series_id: int | None
-    source: str
-    stale: bool
-    as_of_ms: int
-
-
-@dataclass(frozen=True, slots=True)
 class _Stored:
-    candles: Candles
+    read: WindowRead
     series_id: int | None
     span: Range  # the open times the window covers when nothing is missing
     missing: list[Range]
     closed_end: int  # open time after the newest closed candle
+
+    @property
+    def candles(self) -> Candles:
+        return self.read.candles
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +96,19 @@ def _end(q: KlineQuery, closed_end: int) -> int:
     """The exclusive end of a window: its ``end`` if given, never past the newest closed
     candle."""
     return closed_end if q.end_ms is None else min(q.interval.ceil(q.end_ms), closed_end)
+
+
+def _read_window(
+    session: Session, sid: int, q: KlineQuery, span: Range, closed_end: int, reads: Reads
+) -> WindowRead:
+    """``limit`` candles back from the span's end, or forward from its start, as the
+    exchange would answer: across holes (outages), up to the window's end; with the
+    warm-up ``reads`` asks for in the same statement."""
+    if q.start_ms is None:
+        window = Span(end_ms=span[1], limit=q.limit, newest=True)
+    else:
+        window = Span(start_ms=span[0], end_ms=_end(q, closed_end), limit=q.limit)
+    return read_window(session, sid, window, reads.warmup, reads.columns)
 
 
 class MarketDataService:
@@ -125,6 +136,7 @@ class MarketDataService:
         self.on_cached = on_cached  # the live hub follows cached series to invalidate them
         self._inflight: dict[str, asyncio.Future[_Rendered]] = {}
         self._known: dict[tuple[str, str], tuple[int, frozenset[str]]] = {}
+        self._series_ids: dict[tuple[str, str, str, str], int] = {}
 
     # --- validation -------------------------------------------------------------------
 
@@ -230,17 +242,17 @@ class MarketDataService:
         self.telemetry.served("klines", rendered.source)
         return rendered.reply, rendered.source
 
-    async def window(self, q: KlineQuery) -> Window:
+    async def window(self, q: KlineQuery, reads: Reads = KLINES) -> Window:
         """The window from the database, refreshed from the exchange when incomplete."""
         now = self.failover.now_ms(q.exchange)
-        stored = await asyncio.to_thread(self._read, q, now)
+        stored = await asyncio.to_thread(self._read, q, now, reads)
         if not stored.missing:
             return self._answer(q, stored, DATABASE, False, now)
         try:
             fetched, span = await self._fetch(q, stored)
         except (RateLimited, ExchangeUnavailable) as cause:
             return self._fallback(q, stored, cause, now)
-        refreshed = await asyncio.to_thread(self._store, q, fetched, span, now)
+        refreshed = await asyncio.to_thread(self._store, q, fetched, span, now, reads)
         return self._answer(q, refreshed, API, False, now)
 
     def _answer(self, q: KlineQuery, stored: _Stored, source: str, stale: bool, now: int) -> Window:
@@ -250,7 +262,7 @@ class MarketDataService:
                 exchange=q.exchange,
                 symbol=q.symbol,
             )
-        return Window(q, stored.candles, stored.series_id, source, stale, now)
+        return Window(q, stored.read, stored.series_id, source, stale, now)
 
     def _fallback(self, q: KlineQuery, stored: _Stored, cause: Exception, now: int) -> Window:
         """Serve what is stored, marked stale, within the configured maximum age."""
@@ -278,7 +290,7 @@ class MarketDataService:
             timeframe=q.interval.name,
             reason=getattr(cause, "code", type(cause).__name__),
         )
-        return Window(q, stored.candles, stored.series_id, DATABASE, True, now)
+        return Window(q, stored.read, stored.series_id, DATABASE, True, now)
 
     def _span(self, q: KlineQuery, closed_end: int) -> Range:
         """The open times ``limit`` candles take when the series has no hole there (what
@@ -290,35 +302,36 @@ class MarketDataService:
         start = iv.ceil(q.start_ms)
         return start, max(start, min(end, steps(iv, start, q.limit)))
 
-    def _read(self, q: KlineQuery, now: int) -> _Stored:
+    def _read(self, q: KlineQuery, now: int, reads: Reads) -> _Stored:
         closed_end = q.interval.next_open(q.interval.last_closed_open(now))
         span = self._span(q, closed_end)
-        with transaction(self.sessions) as session:
-            repo = KlineRepository(session)
-            sid = repo.find_series(q.exchange, q.market_type, q.symbol, q.interval.name)
+        with read_only(self.sessions) as session:
+            sid = self._series_id(session, q)
             if sid is None:
                 self._check_symbol(session, q)
-                none = Candles.empty()
-                missing = missing_ranges(q.interval, span, none.open_time_ms)
+                none = WindowRead(Candles.empty(), Candles.empty(), None)
+                missing = missing_ranges(q.interval, span, none.candles.open_time_ms)
                 return _Stored(none, None, span, missing, closed_end)
-            candles = self._read_window(repo, sid, q, span, closed_end)
+            read = _read_window(session, sid, q, span, closed_end, reads)
+            candles = read.candles
             if len(candles) >= q.limit and (
                 not q.latest or int(candles.open_time_ms[-1]) >= q.interval.floor(closed_end - 1)
             ):
-                return _Stored(candles, sid, span, [], closed_end)
+                return _Stored(read, sid, span, [], closed_end)
             ledger = LedgerRepository(session)
             covered = [*ledger.ranges(sid, "empty"), *ledger.ranges(sid, "fetched")]
         missing = missing_ranges(q.interval, span, candles.open_time_ms, covered)
-        return _Stored(candles, sid, span, missing, closed_end)
+        return _Stored(read, sid, span, missing, closed_end)
 
-    def _read_window(
-        self, repo: KlineRepository, sid: int, q: KlineQuery, span: Range, closed_end: int
-    ) -> Candles:
-        """``limit`` candles back from the span's end, or forward from its start, as the
-        exchange would answer: across holes (outages), up to the window's end."""
-        if q.start_ms is None:
-            return repo.read(sid, end_ms=span[1], limit=q.limit, newest=True)
-        return repo.read(sid, start_ms=span[0], end_ms=_end(q, closed_end), limit=q.limit)
+    def _series_id(self, session: Session, q: KlineQuery) -> int | None:
+        """The series' id, remembered once known (series rows are never deleted)."""
+        key = (q.exchange, q.market_type, q.symbol, q.interval.name)
+        sid = self._series_ids.get(key)
+        if sid is None:
+            sid = KlineRepository(session).find_series(*key)
+            if sid is not None:
+                self._series_ids[key] = sid
+        return sid
 
     def _check_symbol(self, session: Session, q: KlineQuery) -> None:
         """Refuse a symbol the stored contract list does not know (if there is one)."""
@@ -347,7 +360,9 @@ class MarketDataService:
         span = (lo, min(hi, stored.closed_end))
         return candles.sorted_unique().between(*span), span
 
-    def _store(self, q: KlineQuery, fetched: Candles, span: Range, now: int) -> _Stored:
+    def _store(
+        self, q: KlineQuery, fetched: Candles, span: Range, now: int, reads: Reads
+    ) -> _Stored:
         """Write the fetched candles and what the answer proved, then read the window."""
         iv = q.interval
         with transaction(self.sessions) as session:
@@ -363,7 +378,7 @@ class MarketDataService:
             ledger.record(sid, "empty", [(a, min(b, settled)) for a, b in holes if a < settled])
             closed_end = iv.next_open(iv.last_closed_open(now))
             window_span = self._span(q, closed_end)
-            candles = self._read_window(repo, sid, q, window_span, closed_end)
+            read = _read_window(session, sid, q, window_span, closed_end, reads)
         self.telemetry.candles_written(q.exchange, q.market_type, iv.name, added)
         log.info(
             "klines_fetched",
@@ -373,7 +388,7 @@ class MarketDataService:
             received=len(fetched),
             added=added,
         )
-        return _Stored(candles, sid, window_span, [], closed_end)
+        return _Stored(read, sid, window_span, [], closed_end)
 
     # --- warm-up ----------------------------------------------------------------------
 
