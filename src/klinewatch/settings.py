@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis URL; unset means the in-process cache."
     )
+    cache_prefix: str = Field(
+        default="klinewatch:",
+        pattern=r"^[A-Za-z0-9_.:\-]*$",
+        description="Prefix of every Redis key and channel (deployments may share a Redis); "
+        "the API and the scheduler must agree on it to share cached values.",
+    )
 
     binance_spot_url: str = "https://api.binance.com"
     binance_futures_url: str = "https://fapi.binance.com"

@@ -14,6 +14,9 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from klinewatch.cache.memory import DEFAULT_MAX_BYTES, MemoryCache
+from klinewatch.cache.port import Cache
+from klinewatch.cache.redis_cache import RedisCache
 from klinewatch.clock import Clock, SystemClock
 from klinewatch.domain.intervals import MarketType, parse_market_type
 from klinewatch.errors import InvalidInput
@@ -159,6 +162,15 @@ class Runtime:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def build_cache(settings: Settings, clock: Clock, max_bytes: int = DEFAULT_MAX_BYTES) -> Cache:
+    """Redis under ``cache_prefix`` when ``redis_url`` is set, shared by every process on
+    it (the API's workers and ``klinewatch scheduler`` read each other's values), else
+    this process's memory, bounded to ``max_bytes``. The caller closes it."""
+    if settings.redis_url:
+        return RedisCache.from_url(settings.redis_url, prefix=settings.cache_prefix)
+    return MemoryCache(max_bytes=max_bytes, clock=clock)
 
 
 def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:

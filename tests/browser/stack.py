@@ -1,17 +1,22 @@
 """The whole product for a browser: the simulator (clock frozen at ``NOW_MS``), the app
 served by uvicorn on a free loopback port from a background thread, and a database
-filled the way the offline demo fills it: the recorded Binance series up to "now", their
-contracts, a volume-trap scan of them, and mappings (one to review) with market data.
+filled the way the product fills it: the contracts synced from the simulator's
+exchangeInfo, the recorded Binance series up to "now", a volume-trap scan of them, and the
+mappings and market data generated from the simulator's CoinGecko (its recorded
+snapshots: the coins list of 2024-01, the top 250 coins of 2022-08), so the coins those
+recordings cover get their real figures and the others none (the pages show ``--``).
 
 Also used by ``bench/dashboard.py``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,16 +26,19 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from klinewatch.api.app import create_app
+from klinewatch.api.settings import ApiSettings
 from klinewatch.clock import FixedClock
+from klinewatch.services.contracts import sync_contracts
+from klinewatch.services.mapping import generate_mappings
+from klinewatch.services.market_cap import update_all
 from klinewatch.services.volume_trap import scan
 from klinewatch.services.warehouse import SeriesKey, write_candles
 from klinewatch.sim.app import url_settings
 from klinewatch.sim.server import bind
 from klinewatch.sim.testing import RunningSim
-from klinewatch.storage.engine import build_engine, session_factory, transaction
-from klinewatch.storage.models import CoinMarketData, TokenMapping
+from klinewatch.storage.engine import transaction
+from klinewatch.wiring import Runtime, build_runtime
 from tests.api.conftest import NOW_MS, TOKEN, api_settings
-from tests.integration.test_volume_trap_scan import add_contract
 
 HOUR_MS = 3_600_000
 CHROMIUM = Path("/usr/bin/chromium")
@@ -50,12 +58,6 @@ SKIPPED = {("futures", "BTCUSDT", "1d"), ("spot", "BURGERUSDT", "5m")}
 # answer is stale.
 BEHIND = ("futures", "ETHUSDT", "1h")
 BEHIND_MS = 5 * 3_600_000
-REVIEW_CANDIDATES = [
-    {"coingecko_id": "pepe", "name": "Pepe", "symbol": "pepe", "volume_24h": 9.1e8,
-     "market_cap_rank": 24},
-    {"coingecko_id": "pepe-token", "name": "PEPE Token", "symbol": "pepe", "volume_24h": 1.2e4,
-     "market_cap_rank": None},
-]  # fmt: skip
 
 
 @dataclass
@@ -67,15 +69,15 @@ class Stack:
 
 
 def fill_database(database_url: str, sim: RunningSim) -> None:
-    """Every recorded Binance series up to ``NOW_MS`` (but ``SKIPPED``), the contracts,
-    a volume-trap scan, two mappings and their market data."""
-    engine = build_engine(database_url)
-    sessions = session_factory(engine)
-    store = sim.ctx.store
+    """The contracts, mappings and market data as the product makes them, every recorded
+    Binance series up to ``NOW_MS`` (but ``SKIPPED``) and a volume-trap scan."""
+    settings = stack_settings(database_url, sim, coingecko_api_key="k", coingecko_batch_pause_s=0)
+    runtime = build_runtime(settings)
+    sessions, store = runtime.sessions, sim.ctx.store
     try:
-        for market in ("spot", "futures"):
-            for symbol in store.symbols("binance", market):
-                add_contract(sessions, market, symbol)
+        # Playwright's sync API keeps an event loop running in this thread: use another.
+        with ThreadPoolExecutor(1) as apart:
+            apart.submit(lambda: asyncio.run(_contracts_and_market_data(runtime))).result()
         with transaction(sessions) as session:
             for market in ("spot", "futures"):
                 for symbol in store.symbols("binance", market):
@@ -90,37 +92,41 @@ def fill_database(database_url: str, sim: RunningSim) -> None:
         for market in ("spot", "futures"):
             for interval in ("1h", "4h", "1d"):
                 scan(sessions, "binance", market, interval, clock=FixedClock(NOW_MS))
-        with transaction(sessions) as session:
-            session.add_all(_mappings())
     finally:
-        engine.dispose()
+        runtime.close()
 
 
-def _mappings() -> list[Any]:
-    return [
-        TokenMapping(
-            exchange="binance", base_asset="OM", coin_symbol="om", coingecko_id="mantra-dao",
-            match_status="auto_matched", evidence={"rule": "unique_symbol"},
-        ),
-        TokenMapping(
-            exchange="binance", base_asset="PEPE", coin_symbol="pepe", coingecko_id="pepe-token",
-            match_status="needs_review", evidence={"rule": "needs_review", "candidates": 2},
-            alternatives=REVIEW_CANDIDATES,
-        ),
-        CoinMarketData(
-            coingecko_id="mantra-dao", symbol="om", market_cap=2.5e8,
-            fully_diluted_valuation=4.0e8, market_cap_rank=120,
-        ),
-    ]  # fmt: skip
+async def _contracts_and_market_data(runtime: Runtime) -> None:
+    """``fetch-spot-contracts``, ``fetch-futures-contracts``, ``generate-mappings`` and
+    ``update-market-data`` against the simulator. Symbols several coins share and no
+    rule settles (PEPE, HYPE, ...) stay ``needs_review``, as they would for a person."""
+    for market in ("spot", "futures"):
+        client = runtime.binance_client(market)
+        try:
+            await sync_contracts(runtime.sessions, client, set(runtime.settings.quote_assets))
+        finally:
+            await client.aclose()
+    coingecko = runtime.coingecko_client()
+    try:
+        await generate_mappings(runtime.sessions, coingecko)
+        result = await update_all(runtime.sessions, coingecko)
+    finally:
+        await coingecko.aclose()
+    if result.succeeded == 0 or result.failed_batches or result.stopped:
+        raise RuntimeError(f"the market data update failed: {result}")
+
+
+def stack_settings(database_url: str, sim: RunningSim, **settings: Any) -> ApiSettings:
+    """The app's settings on ``database_url`` with every exchange URL pointed at ``sim``."""
+    config = api_settings(database_url, None, **settings)
+    urls = {k.removeprefix("KLINEWATCH_").lower(): v for k, v in url_settings(sim.url).items()}
+    return config.model_copy(update=urls)
 
 
 @contextlib.contextmanager
 def running_stack(sim: RunningSim, database_url: str, **settings: Any) -> Iterator[Stack]:
     """The app on ``database_url`` pointed at ``sim``, served until the block ends."""
-    config = api_settings(database_url, None, **settings)
-    urls = {k.removeprefix("KLINEWATCH_").lower(): v for k, v in url_settings(sim.url).items()}
-    config = config.model_copy(update=urls)
-    app = create_app(config, clock=sim.ctx.clock)
+    app = create_app(stack_settings(database_url, sim, **settings), clock=sim.ctx.clock)
     sock = bind()
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
@@ -152,4 +158,5 @@ __all__ = [
     "Stack",
     "fill_database",
     "running_stack",
+    "stack_settings",
 ]

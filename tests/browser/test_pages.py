@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from tests.browser.conftest import Tab
+from tests.browser.figures import expected_figures, recorded_markets
 
 
 def first_monitor_id(tab: Tab) -> int:
@@ -47,13 +48,41 @@ def test_a_monitor_page_marks_its_trigger_key_level_and_transitions(tab: Tab) ->
     assert tab.errors == []
 
 
-def test_the_dashboard_shows_market_cap_where_a_mapping_is_confirmed(tab: Tab) -> None:
+def shown_figures(tab: Tab, rows: str) -> list[tuple[str, str, str]]:
+    """(symbol, market cap, FDV) of every row, as displayed."""
+    cells: list[tuple[str, str, str]] = tab.page.locator(rows).evaluate_all(
+        "rows => rows.map(r => [r.dataset.symbol || r.querySelector('td a').textContent,"
+        " r.querySelector('[data-col=market_cap]').textContent,"
+        " r.querySelector('[data-col=fdv]').textContent])"
+    )
+    return [(symbol, cap, fdv) for symbol, cap, fdv in cells]
+
+
+def test_the_dashboard_shows_the_recorded_market_cap_of_each_mapped_pair(tab: Tab) -> None:
+    recorded = recorded_markets(tab.stack)
     tab.open("/")
-    om = tab.page.locator('#pairs tr[data-symbol="OMUSDT"] td[data-col="market_cap"]')
-    btc = tab.page.locator('#pairs tr[data-symbol="BTCUSDT"] td[data-col="market_cap"]').first
-    assert om.first.inner_text() != "--"
-    assert btc.inner_text() == "--"
+    markets = tab.page.locator("#pairs tbody tr").evaluate_all(
+        "rs => rs.map(r => r.dataset.market)"
+    )
+    shown = shown_figures(tab, "#pairs tbody tr")
+    expected = [
+        (symbol, *expected_figures(tab.stack, market, symbol, recorded))
+        for (symbol, _, _), market in zip(shown, markets, strict=True)
+    ]
+    assert shown == expected
+    caps = {cap for _, cap, _ in shown}
+    assert "--" in caps and caps - {"--"}  # some coins were recorded, some not
     assert tab.page.locator("#transitions tbody tr").count() > 0
+    assert tab.errors == []
+
+
+def test_the_monitor_list_shows_the_recorded_market_cap_of_each_mapped_symbol(tab: Tab) -> None:
+    recorded = recorded_markets(tab.stack)
+    tab.open("/monitors")
+    shown = shown_figures(tab, "#monitors tbody tr")
+    expected = [(s, *expected_figures(tab.stack, "spot", s, recorded)) for s, _, _ in shown]
+    assert shown == expected
+    assert {cap for _, cap, _ in shown} - {"--"}
     assert tab.errors == []
 
 

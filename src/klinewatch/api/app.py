@@ -71,7 +71,7 @@ from klinewatch.services.system_config import SystemConfigService
 from klinewatch.settings import Settings
 from klinewatch.storage.engine import build_engine, session_factory
 from klinewatch.web import pages
-from klinewatch.wiring import Runtime
+from klinewatch.wiring import Runtime, build_cache
 
 log = get_logger(__name__)
 WARMUP_TIMEFRAME = "1h"  # seed 001 section 7.1
@@ -248,12 +248,10 @@ def _ignore(_: object) -> None:
 
 
 def _cache(settings: ApiSettings, clock: Clock, max_size_mb: int) -> Cache:
-    if settings.redis_url:
-        redis = RedisCache.from_url(settings.redis_url, prefix=settings.cache_prefix)
-        if settings.near_cache_ttl_s > 0:
-            return NearCache(redis, settings.near_cache_ttl_s)
-        return redis
-    return MemoryCache(max_bytes=max_size_mb * MB, clock=clock)
+    cache = build_cache(settings, clock, max_bytes=max_size_mb * MB)
+    if isinstance(cache, RedisCache) and settings.near_cache_ttl_s > 0:
+        return NearCache(cache, settings.near_cache_ttl_s)
+    return cache
 
 
 def _default_factory(runtime: Runtime) -> ExchangeFactory:

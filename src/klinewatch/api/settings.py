@@ -11,7 +11,6 @@ from pydantic import Field
 from klinewatch.settings import Settings
 
 DEFAULT_RATE_LIMIT_PER_MIN = 60
-DEFAULT_CACHE_PREFIX = "klinewatch:"
 DEFAULT_CONFIG_POLL_S = 2.0
 
 
@@ -20,11 +19,6 @@ class ApiSettings(Settings):
         default=DEFAULT_RATE_LIMIT_PER_MIN,
         ge=1,
         description="Requests per minute one client (IP) may make to each worker.",
-    )
-    cache_prefix: str = Field(
-        default=DEFAULT_CACHE_PREFIX,
-        pattern=r"^[A-Za-z0-9_.:\-]*$",
-        description="Prefix of every Redis key and channel (deployments may share a Redis).",
     )
     near_cache_ttl_s: float = Field(
         default=1.0,

@@ -165,9 +165,11 @@ def scheduler(
 ) -> None:
     """Keep the candle warehouse current: every job runs once at start (catching up on
     what was missed), then as the system config's update_mode says (every
-    update_interval_seconds, or just after each interval's candles close). Ctrl-C stops
-    it after the running job's write. With no exchange configured it runs the demo on
-    the built-in simulator."""
+    update_interval_seconds, or just after each interval's candles close). Beside them
+    (not with --once) it refreshes market cap / FDV (KLINEWATCH_MARKET_DATA_REFRESH_S)
+    and the prices of KLINEWATCH_PRICE_SYMBOLS (KLINEWATCH_PRICE_REFRESH_S) into the
+    cache the API reads. Ctrl-C stops it after the running job's write. With no
+    exchange configured it runs the demo on the built-in simulator."""
     from klinewatch.logs import configure_logging
 
     settings = load_settings()
@@ -205,10 +207,15 @@ async def _standalone(plan: Plan, once: bool) -> list[JobResult]:
 
 async def _foreground(runtime: Runtime, jobs: list[JobSpec], source: ConfigSource) -> None:
     from klinewatch.scheduler.market_cap import market_cap_refresh
+    from klinewatch.scheduler.prices import price_refresh
 
     stop = asyncio.Event()
     on_signals(asyncio.get_running_loop(), stop.set)
-    async with scheduler_for(runtime, jobs, source) as sched, market_cap_refresh(runtime):
+    async with (
+        scheduler_for(runtime, jobs, source) as sched,
+        market_cap_refresh(runtime),
+        price_refresh(runtime),
+    ):
         await sched.start(catch_up=True)
         console.print(f"scheduler running {len(jobs)} jobs; Ctrl-C stops it")
         await stop.wait()

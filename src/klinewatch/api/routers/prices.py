@@ -6,13 +6,13 @@ and the total asset value, in the envelopes of the market-data API.
 declared as models, so every flaw is a 400 naming its place (``holdings[2].balance``)
 and JSON numbers keep their exact decimals. Prices and amounts travel as strings.
 
-``install`` builds the price service into a running app (its sources' HTTP clients
-close with the app) and, with ``background``, starts the refresh of tracked symbols.
+``install`` builds the price service into a running app (``scheduler/prices.py``, as
+``klinewatch scheduler`` builds it; its sources' HTTP clients close with the app) and,
+with ``background``, starts the refresh of tracked symbols.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from contextlib import AsyncExitStack
 from datetime import datetime
@@ -28,23 +28,10 @@ from klinewatch.api.requests import json_body
 from klinewatch.api.schemas import responses
 from klinewatch.clock import ms_to_datetime
 from klinewatch.domain.price_text import Lang, Notice, message, pick_language, plain
-from klinewatch.domain.prices import (
-    MAX_HOLDINGS,
-    MIN_USDT,
-    PricePolicy,
-    parse_holding,
-)
-from klinewatch.errors import ConfigurationError, InvalidInput
-from klinewatch.exchanges.price_sources import build_price_source
-from klinewatch.services.live import cancel_all
-from klinewatch.services.price_chain import OwnMarkets
-from klinewatch.services.prices import (
-    MinAmountResult,
-    PortfolioValue,
-    PriceAnswer,
-    PriceOptions,
-    PriceService,
-)
+from klinewatch.domain.prices import MAX_HOLDINGS, MIN_USDT, parse_holding
+from klinewatch.errors import InvalidInput
+from klinewatch.scheduler.prices import build_price_service, start_refresh
+from klinewatch.services.prices import MinAmountResult, PortfolioValue, PriceAnswer, PriceService
 
 if TYPE_CHECKING:
     from klinewatch.api.app import AppContext
@@ -183,43 +170,10 @@ def _body_of(schema: dict[str, Any]) -> dict[str, Any]:
 def install(app: FastAPI, stack: AsyncExitStack, ctx: AppContext, *, background: bool) -> None:
     """Build the price service on the app's cache, database and clock; with
     ``background``, refresh the tracked symbols every ``price_refresh_s``."""
-    settings = ctx.settings
-    if settings.price_fresh_s > settings.price_max_stale_s:
-        raise ConfigurationError(
-            "KLINEWATCH_PRICE_FRESH_S must not exceed KLINEWATCH_PRICE_MAX_STALE_S",
-            field="price_fresh_s",
-        )
-    key = settings.price_source_api_key
-    primary = build_price_source(
-        settings.price_source_url,
-        key.get_secret_value() if key else None,
-        timeout_s=settings.price_timeout_s,
-    )
-    stack.push_async_callback(primary.aclose)
-    coingecko = ctx.runtime.coingecko_client()
-    stack.push_async_callback(coingecko.aclose)
-    options = PriceOptions(
-        policy=PricePolicy(
-            int(settings.price_fresh_s * 1000), int(settings.price_max_stale_s * 1000)
-        ),
-        timeout_s=settings.price_timeout_s,
-        refresh_s=settings.price_refresh_s,
-        tracked=tuple(s.strip().upper() for s in settings.price_symbols if s.strip()),
-        own=OwnMarkets(exchange="binance"),
-    )
-    service = PriceService(
-        sessions=ctx.runtime.sessions,
-        cache=ctx.cache,
-        clock=ctx.market.clock,
-        primary=primary,
-        coingecko=coingecko,
-        options=options,
-    )
+    service = build_price_service(ctx.runtime, ctx.cache, ctx.market.clock, stack)
     app.state.prices = service
     if background:
-        task = asyncio.create_task(service.run_refresh(), name="klinewatch-price-refresh")
-        ctx.tasks["price_refresh"] = task
-        stack.push_async_callback(cancel_all, [task])  # before the clients close
+        ctx.tasks["price_refresh"] = start_refresh(service, stack)
 
 
 def _service(request: Request) -> PriceService:
