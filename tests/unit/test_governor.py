@@ -80,6 +80,33 @@ async def test_the_header_corrects_the_books_upwards_only() -> None:
     assert time.clock.now_ms() == T0 + WINDOW + GUARD
 
 
+async def test_an_answer_from_the_last_window_does_not_fill_the_next_one() -> None:
+    time = Time(T0 + WINDOW - 500)
+    gov = governor(time)  # 80 per window
+    reserved = await gov.acquire(2)  # sent half a second before the turn of the minute
+    time.clock.advance(1_000)  # answered in the next window (a busy machine is late)
+    await gov.observe(78, reserved, 2)  # the header: the last window's total
+    window = gov.exchange_now_ms() // WINDOW
+    assert window == reserved + 1
+    assert await gov.ledger.used(gov.key, window) == 2  # only itself, had it counted here
+    for _ in range(39):
+        await gov.acquire(2)
+    assert time.sleeps == []  # the rest of this window's budget is still there
+    await gov.acquire(2)
+    assert time.clock.now_ms() == T0 + 2 * WINDOW + GUARD
+
+
+async def test_an_answer_in_its_own_window_corrects_the_books() -> None:
+    time = Time(T0 + 1_000)
+    gov = governor(time)
+    reserved = await gov.acquire(2)
+    await gov.observe(70, reserved, 2)  # another process on the IP: the header wins
+    assert await gov.ledger.used(gov.key, reserved) == 70
+    await gov.acquire(10)
+    await gov.acquire(1)
+    assert time.clock.now_ms() == T0 + WINDOW + GUARD
+
+
 async def test_a_429_pauses_every_caller_for_its_retry_after() -> None:
     time = Time(T0 + 1_000)
     gov = governor(time)

@@ -30,6 +30,8 @@ log = get_logger(__name__)
 WINDOW_MS = 60_000
 # Leave this much after a window's start before using it: clocks drift by a few ms.
 _WINDOW_GUARD_MS = 100
+# A budget no window reaches: ``reserve`` with it books weight unconditionally.
+_UNLIMITED = 2**62
 
 
 class WeightLedger(Protocol):
@@ -124,8 +126,9 @@ class WeightGovernor:
         """Learn the exchange's clock from a ``/time`` answer (mid-point of the round trip)."""
         self.offset_ms = exchange_time_ms - (sent_ms + received_ms) // 2
 
-    async def acquire(self, weight: int) -> None:
-        """Wait until ``weight`` fits in the current window, then reserve it."""
+    async def acquire(self, weight: int) -> int:
+        """Wait until ``weight`` fits in the current window, reserve it, and return that
+        window's number (hand it to ``observe`` with the answer)."""
         if weight > self.budget:
             raise ValueError(f"a request of weight {weight} can never fit budget {self.budget}")
         async with self._lock:  # first come, first served: no starvation of big requests
@@ -142,16 +145,29 @@ class WeightGovernor:
                 if await self.ledger.reserve(self.key, window, weight, self.budget):
                     self.stats.requests += 1
                     self.stats.weight += weight
-                    return
+                    return window
                 await self._wait_ms(
                     (window + 1) * self.window_ms + _WINDOW_GUARD_MS - now, "window"
                 )
 
-    async def observe(self, used_weight: int | None) -> None:
+    async def observe(
+        self, used_weight: int | None, reserved_in: int | None = None, weight: int = 0
+    ) -> None:
         """Correct the books from ``X-MBX-USED-WEIGHT-1M`` (never downwards: requests
-        still in flight are in our books but not yet in the exchange's)."""
+        still in flight are in our books but not yet in the exchange's).
+
+        ``reserved_in`` / ``weight``: the window ``acquire`` booked the request in, and
+        its weight. An answer that comes back in a later window (a request sent just
+        before the turn, or delayed on a busy machine) carries a header that may count
+        either window: taken as this window's, the last window's full total would stop
+        this one for a whole minute. Its weight is booked in this window as well
+        instead (it may have been counted here), and the header is left unread."""
+        window = self.exchange_now_ms() // self.window_ms
+        if reserved_in is not None and reserved_in != window:
+            if reserved_in < window and weight > 0:
+                await self.ledger.reserve(self.key, window, weight, _UNLIMITED)
+            return
         if used_weight is not None:
-            window = self.exchange_now_ms() // self.window_ms
             await self.ledger.raise_to(self.key, window, used_weight)
 
     async def rate_limited(self, retry_after_s: float) -> None:

@@ -46,11 +46,13 @@ class CandleSink:
         exchange: str,
         market_type: str,
         max_rows: int = 50_000,
+        linger_s: float = 0.02,
     ) -> None:
         self.sessions = sessions
         self.exchange = exchange
         self.market_type = market_type
         self.max_rows = max_rows
+        self.linger_s = linger_s
         self._queue: asyncio.Queue[Answer] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
 
@@ -70,6 +72,10 @@ class CandleSink:
         while True:
             batch = [await self._queue.get()]
             rows = len(batch[0].candles)
+            if rows < self.max_rows:
+                # Answers come back a few at a time: a short wait lets those in flight
+                # join this transaction (a commit costs about as much for 1 as for 50).
+                await asyncio.sleep(self.linger_s)
             while not self._queue.empty() and rows < self.max_rows:
                 batch.append(self._queue.get_nowait())
                 rows += len(batch[-1].candles)
@@ -99,7 +105,8 @@ class CandleSink:
             empty = ledger.setdefault(("empty", answer.source), {})
             empty.setdefault(answer.series_id, []).extend(answer.holes)
         with transaction(self.sessions) as session:
-            added = insert_many(session, parts)
+            # Every answer covers a range planned as missing: nothing to look up first.
+            added = insert_many(session, parts, expect_new=True)
             for (kind, source), ranges in ledger.items():
                 record_many(session, kind, ranges, source=source)
         return list(zip(added, rejected, strict=True))

@@ -3,8 +3,9 @@
 For every series the missing ranges over the whole requested span come from the stored
 candles and the empty-range ledger (holes in the middle too). They are cut into requests
 of the exchange's cheapest size and fetched several at a time; the governor paces them.
-Each answer is written in its own transaction together with its ledger rows, so a killed
-run loses at most the requests in flight and a rerun fetches exactly what is still missing.
+Each answer's candles land in the same transaction as its ledger rows (answers that arrive
+together share one: ``candle_sink.py``), so a killed run loses at most the answers not yet
+committed and a rerun fetches exactly what is still missing.
 
 A hole in an answer (open times the exchange did not return) is recorded as confirmed
 empty only once it is older than ``settle_ms``: old outages never come back, while a
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from klinewatch.clock import Clock
 from klinewatch.domain.candles import Candles
-from klinewatch.domain.gaps import Range, missing_ranges, slice_range
+from klinewatch.domain.gaps import Range, missing_ranges, runs_of_open_times, slice_range
 from klinewatch.domain.intervals import DAY_MS, Interval
 from klinewatch.errors import KlinewatchError
 from klinewatch.exchanges.port import ExchangeClient
@@ -38,6 +39,7 @@ from klinewatch.storage.batch_write import ensure_series_many, ledger_ranges_man
 from klinewatch.storage.engine import transaction
 from klinewatch.storage.klines import KlineRepository
 from klinewatch.storage.series_stats import span_stats
+from klinewatch.storage.stored_runs import stored_runs_many
 from klinewatch.storage.update_logs import UpdateLogRepository
 
 log = get_logger(__name__)
@@ -74,6 +76,19 @@ class Missing:
 
     series_id: int
     ranges: list[Range]
+
+
+def stored_runs(
+    session: Session, series: list[int], interval: Interval, start_ms: int, end_ms: int
+) -> dict[int, list[Range]]:
+    """Ranges of consecutive stored candles per series (the database finds them for a
+    fixed interval; the calendar month's few open times are read and walked here)."""
+    if interval.length_ms is not None:
+        return stored_runs_many(session, series, interval.length_ms, start_ms, end_ms)
+    repo = KlineRepository(session)
+    return {
+        sid: runs_of_open_times(repo.open_times(sid, start_ms, end_ms), interval) for sid in series
+    }
 
 
 class Tracker:
@@ -153,29 +168,32 @@ class KlineUpdater:
     def _missing(
         self, symbols: list[str], interval: Interval, start_ms: int, end_ms: int
     ) -> dict[str, Missing]:
-        """Missing ranges of every series in the span (from the keys and the ledger)."""
-        out: dict[str, Missing] = {}
+        """Missing ranges of every series in the span, from a few queries for all of them:
+        the stored count per series (a series without holes is one covered range), the
+        runs of stored candles of those with holes, and the empty ledger."""
         with transaction(self.sessions) as session:
-            repo = KlineRepository(session)
             ids = ensure_series_many(
                 session, self.client.exchange, self.client.market_type, interval.name, symbols
             )
-            stats = span_stats(session, list(ids.values()), start_ms, end_ms)
-            empties = ledger_ranges_many(session, list(ids.values()), "empty")
-            for symbol in symbols:
-                series_id = ids[symbol]
-                empty = empties[series_id]
-                stat = stats.get(series_id)
-                stored = np.empty(0, dtype=np.int64)
-                if stat is not None and stat.count == interval.count(
-                    stat.first_ms, stat.last_ms + 1
-                ):
-                    empty = [*empty, (stat.first_ms, interval.next_open(stat.last_ms))]  # no holes
-                elif stat is not None:
-                    stored = repo.open_times(series_id, start_ms, end_ms)
-                ranges = missing_ranges(interval, (start_ms, end_ms), stored, empty)
-                out[symbol] = Missing(series_id, ranges)
-        return out
+            series = list(ids.values())
+            stats = span_stats(session, series, start_ms, end_ms)
+            covered = ledger_ranges_many(session, series, "empty")
+            holed: list[int] = []
+            for series_id, stat in stats.items():
+                if stat.count == interval.count(stat.first_ms, stat.last_ms + 1):
+                    covered[series_id].append((stat.first_ms, interval.next_open(stat.last_ms)))
+                else:
+                    holed.append(series_id)
+            for series_id, runs in stored_runs(session, holed, interval, start_ms, end_ms).items():
+                covered[series_id].extend(runs)
+        nothing = np.empty(0, dtype=np.int64)
+        return {
+            symbol: Missing(
+                ids[symbol],
+                missing_ranges(interval, (start_ms, end_ms), nothing, covered[ids[symbol]]),
+            )
+            for symbol in symbols
+        }
 
     def _jobs(self, missing: dict[str, Missing], interval: Interval) -> list[Job]:
         """Missing ranges sliced into requests of the cheapest size."""

@@ -196,11 +196,17 @@ class KlineRepository:
 Part = tuple[int, Candles]
 
 
-def insert_many_pg(session: Session, parts: Sequence[Part]) -> list[int]:
+def insert_many_pg(
+    session: Session, parts: Sequence[Part], *, expect_new: bool = False
+) -> list[int]:
     """PostgreSQL: read the parts' stored keys in one indexed join, binary-COPY the rest
     straight into ``klines``; should another writer race us to a key, re-send the parts
-    through a temporary table with ``ON CONFLICT DO NOTHING``. Parts are sorted, unique."""
-    fresh = _without_stored(session, parts)
+    through a temporary table with ``ON CONFLICT DO NOTHING``. Parts are sorted, unique.
+
+    ``expect_new``: the caller planned these rows from what is missing (a backfill), so
+    the look-up would find nothing: skip it and COPY at once; a stored key then costs
+    the fallback, never a duplicate."""
+    fresh = parts if expect_new else _without_stored(session, parts)
     rows = Candles.concat([c for _, c in fresh])
     if len(rows) == 0:
         return [0] * len(parts)

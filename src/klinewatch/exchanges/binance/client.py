@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import httpx
-
 from klinewatch.clock import Clock
 from klinewatch.domain.candles import Candles
 from klinewatch.domain.intervals import Interval
 from klinewatch.errors import ExchangeRejected, ExchangeUnavailable
+from klinewatch.exchanges.binance.http import HttpShards
 from klinewatch.exchanges.binance.parse import (
     parse_contracts,
-    parse_klines,
+    parse_kline_body,
     parse_ticker,
     rate_limit_budget,
 )
@@ -65,11 +64,15 @@ class BinanceClient:
         limit = min(limit, self.capabilities.max_candles_per_request)
 
         async def call() -> Candles:
-            rows = await self.rest.get_klines(symbol, interval.name, start_ms, end_ms - 1, limit)
+            body = await self.rest.get_klines_body(
+                symbol, interval.name, start_ms, end_ms - 1, limit
+            )
             try:
-                return parse_klines(rows)
+                return parse_kline_body(body)
             except (ValueError, TypeError, IndexError) as e:
-                raise ExchangeUnavailable(f"binance {self.market_type} klines: bad rows") from e
+                raise ExchangeUnavailable(
+                    f"binance {self.market_type} klines: truncated or malformed body"
+                ) from e
 
         return await self._retry(call)
 
@@ -106,14 +109,9 @@ def build_binance_client(
     clock: Clock,
     timeout_s: float = 10.0,
     proxy: str | None = None,
-    max_connections: int = 16,
+    max_connections: int = 64,
 ) -> BinanceClient:
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout_s),
-        proxy=proxy,
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
-        headers={"User-Agent": "klinewatch"},
-    )
+    """A client whose connections are spread over small pools (``http.HttpShards``):
+    as many requests in flight as the caller's concurrency asks, each cheap in CPU."""
+    http = HttpShards(max_connections, timeout_s, proxy, headers={"User-Agent": "klinewatch"})
     return BinanceClient(BinanceRest(market, base_url, http, governor), clock)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import httpx
 import orjson
 
 from klinewatch.errors import ExchangeRejected, ExchangeUnavailable, IpBanned, RateLimited
+from klinewatch.exchanges.binance.http import HttpShards
 from klinewatch.exchanges.ratelimit import WeightGovernor
 
 Market = Literal["spot", "futures"]
@@ -52,7 +53,11 @@ class BinanceRest:
     """Raw endpoint calls of one Binance market; answers are parsed JSON."""
 
     def __init__(
-        self, market: Market, base_url: str, http: httpx.AsyncClient, governor: WeightGovernor
+        self,
+        market: Market,
+        base_url: str,
+        http: httpx.AsyncClient | HttpShards,
+        governor: WeightGovernor,
     ) -> None:
         self.market = market
         self.paths = PATHS[market]
@@ -73,6 +78,15 @@ class BinanceRest:
     async def get_klines(
         self, symbol: str, interval: str, start_ms: int, end_ms: int, limit: int
     ) -> list[list[Any]]:
+        body = await self.get_klines_body(symbol, interval, start_ms, end_ms, limit)
+        result: list[list[Any]] = self._json(body, "klines")
+        return result
+
+    async def get_klines_body(
+        self, symbol: str, interval: str, start_ms: int, end_ms: int, limit: int
+    ) -> bytes:
+        """The klines answer's bytes unparsed: ``parse.parse_kline_body`` reads them
+        straight into columns."""
         params = {
             "symbol": symbol,
             "interval": interval,
@@ -80,10 +94,7 @@ class BinanceRest:
             "endTime": end_ms,
             "limit": limit,
         }
-        result: list[list[Any]] = await self._get(
-            "klines", params, klines_weight(self.market, limit)
-        )
-        return result
+        return await self._get_body("klines", params, klines_weight(self.market, limit))
 
     async def get_ticker_24hr(self, symbol: str | None = None) -> Any:
         params = {"symbol": symbol} if symbol else {}
@@ -91,7 +102,19 @@ class BinanceRest:
         return await self._get("ticker/24hr", params, weight)
 
     async def _get(self, endpoint: str, params: dict[str, Any], weight: int) -> Any:
-        await self.governor.acquire(weight)
+        return self._json(await self._get_body(endpoint, params, weight), endpoint)
+
+    def _json(self, body: bytes, endpoint: str) -> Any:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise ExchangeUnavailable(
+                f"binance {self.market} {endpoint}: truncated or malformed body"
+            ) from e
+
+    async def _get_body(self, endpoint: str, params: dict[str, Any], weight: int) -> bytes:
+        """A 200's body, after the governor let the request go; errors translated."""
+        window = await self.governor.acquire(weight)
         url = f"{self.base_url}{self.paths.prefix}/{endpoint}"
         try:
             response = await self.http.get(url, params=params)
@@ -102,17 +125,12 @@ class BinanceRest:
                 f"binance {self.market} {endpoint}: {type(e).__name__}"
             ) from e
         used = response.headers.get("x-mbx-used-weight-1m")
-        await self.governor.observe(int(used) if used and used.isdigit() else None)
+        await self.governor.observe(int(used) if used and used.isdigit() else None, window, weight)
         if response.status_code == 200:
-            try:
-                return orjson.loads(response.content)
-            except orjson.JSONDecodeError as e:
-                raise ExchangeUnavailable(
-                    f"binance {self.market} {endpoint}: truncated or malformed body"
-                ) from e
+            return response.content
         await self._raise_for(response, endpoint)
 
-    async def _raise_for(self, response: httpx.Response, endpoint: str) -> None:
+    async def _raise_for(self, response: httpx.Response, endpoint: str) -> NoReturn:
         status = response.status_code
         code, message = _error_body(response)
         where = f"binance {self.market} {endpoint}"
