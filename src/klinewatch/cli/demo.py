@@ -116,8 +116,9 @@ def start_demo(settings: Settings, data_dir: Path) -> Demo:
     overrides: dict[str, object] = {
         name.removeprefix("KLINEWATCH_").lower(): value for name, value in url_settings(url).items()
     }
-    if settings.coingecko_api_key is None:  # the simulated CoinGecko wants a demo key, any
-        overrides["coingecko_api_key"] = SecretStr("demo")
+    for key in ("coingecko_api_key", "price_source_api_key"):
+        if getattr(settings, key) is None:  # the simulated sources want a key, any key
+            overrides[key] = SecretStr("demo")
     return Demo(
         settings=settings.model_copy(update=overrides),
         series=tracked(series, shift, now),
