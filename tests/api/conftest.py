@@ -28,9 +28,9 @@ from klinewatch.services.warehouse import SeriesKey, write_candles
 from klinewatch.sim.app import url_settings
 from klinewatch.sim.testing import RunningSim, running_sim
 from klinewatch.storage.engine import transaction
+from tests.fixtures.redis_proxy import RedisProxy
 
 REDIS_URL = os.environ.get("KLINEWATCH_TEST_REDIS", "redis://127.0.0.1:6379/0")
-REDIS_HOST, REDIS_PORT = "127.0.0.1", int(REDIS_URL.rsplit(":", 1)[1].split("/")[0])
 NOW_MS = 1_748_781_030_500  # 2025-06-01T12:30:30.5Z: mid-candle for every interval
 HOUR_MS = 3_600_000
 TOKEN = "test-token-0123456789"
@@ -50,26 +50,27 @@ def sim(sim_session: RunningSim) -> RunningSim:
     return sim_session
 
 
-class RedisProxy:
-    """A TCP proxy to the real Redis, on its own event loop thread: stop it and every
-    connection through it dies, as if Redis went down (the shared Redis stays up)."""
+class ThreadedRedisProxy:
+    """The Redis proxy on its own event loop thread, for synchronous tests."""
 
     def __init__(self) -> None:
-        self.port = 0
+        self.proxy = RedisProxy()
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
 
     def _run(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
 
     def start(self) -> None:
-        self._run(self._start())
+        self._run(self.proxy.start())
 
     def stop(self) -> None:
-        self._run(self._stop())
+        self._run(self.proxy.stop())
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -79,40 +80,11 @@ class RedisProxy:
         self._thread.join(5)
         self.loop.close()
 
-    async def _start(self) -> None:
-        if self._server is not None:
-            return
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        await self._server.wait_closed()
-        self._server = None
-
     async def _cancel_rest(self) -> None:
         rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in rest:
             task.cancel()
         await asyncio.gather(*rest, return_exceptions=True)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(REDIS_HOST, REDIS_PORT)
-        self._writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers -= {writer, up_writer}
 
 
 @dataclass
@@ -122,7 +94,7 @@ class Api:
     client: TestClient
     ctx: AppContext
     sim: RunningSim
-    redis: RedisProxy | None
+    redis: ThreadedRedisProxy | None
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         return self.client.get(path, params={k: v for k, v in params.items() if v is not None})
@@ -178,7 +150,7 @@ def running_api(
 ) -> Iterator[Api]:
     """The app on ``database_url``: Redis (through a proxy) with PostgreSQL, the
     in-process cache with SQLite."""
-    redis = RedisProxy() if database_url.startswith("postgresql") else None
+    redis = ThreadedRedisProxy() if database_url.startswith("postgresql") else None
     if redis is not None:
         redis.start()
     try:

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from klinewatch.cli.errors import EXIT_INVALID_INPUT, load_settings, reports_errors, stderr
+from klinewatch.cli.progress import progress_bar
 from klinewatch.domain.intervals import parse_market_type
 from klinewatch.errors import InvalidInput
 
@@ -61,14 +61,7 @@ def import_klines(
     settings = load_settings()
     runtime = build_runtime(settings)
     try:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task(f"import {exchange} {market}", total=len(files))
             results = import_files(
                 runtime.sessions,

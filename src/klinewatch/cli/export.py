@@ -8,10 +8,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from klinewatch.cli.errors import load_settings, reports_errors
+from klinewatch.cli.progress import progress_bar
 from klinewatch.cli.verify import parse_span
 from klinewatch.domain.intervals import parse_market_type
 
@@ -56,14 +56,7 @@ def export_klines(
     check_request(request)
     engine = build_engine(load_settings().database_url)
     try:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task(f"export {request.symbol} {interval}", total=None)
             result = run_export(
                 session_factory(engine),

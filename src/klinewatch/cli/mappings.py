@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from klinewatch.cli.errors import load_settings, reports_errors
+from klinewatch.cli.progress import progress_bar
 from klinewatch.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -177,9 +177,8 @@ def update_market_data(
     from klinewatch.services.market_cap import parse_symbols, update_all
 
     wanted = parse_symbols(symbols) if symbols is not None else None
-    columns = (TextColumn("coingecko markets"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("markets", total=None)
+    with progress_bar(console) as bar:
+        task = bar.add_task("coingecko markets", total=None)
 
         def report(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)

@@ -223,18 +223,11 @@ async def _foreground(runtime: Runtime, jobs: list[JobSpec], source: ConfigSourc
 
 
 async def _once(runtime: Runtime, jobs: list[JobSpec], source: ConfigSource) -> list[JobResult]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from klinewatch.cli.progress import progress_bar
     from klinewatch.scheduler.jobs import JobKey
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bars:
+    with progress_bar(console) as bars:
 
         def progress(key: JobKey) -> Callable[[int, int], None]:
             task = bars.add_task(str(key), total=None)

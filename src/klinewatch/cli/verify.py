@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from klinewatch.cli.errors import load_settings, reports_errors
+from klinewatch.cli.progress import progress_bar
 from klinewatch.domain.intervals import parse_interval, parse_market_type
 from klinewatch.errors import InvalidInput
 
@@ -88,15 +88,7 @@ def verify_klines(
     runtime = build_runtime(settings)
     try:
         client = runtime.exchange_client(exchange, market)
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-            disable=output == "json",
-        ) as progress:
+        with progress_bar(Console(stderr=True), disable=output == "json") as progress:
             task = progress.add_task(f"verify {exchange} {market} {interval}", total=None)
             verifier = KlineVerifier(
                 runtime.sessions,

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from klinewatch.cli.errors import load_settings, reports_errors
+from klinewatch.cli.progress import progress_bar
 from klinewatch.cli.verify import parse_utc, split_symbols
 from klinewatch.domain.intervals import parse_interval, parse_market_type
 from klinewatch.errors import InvalidInput
@@ -136,8 +136,7 @@ def check_invalidations(
 
 @contextmanager
 def _progress(title: str) -> Iterator[Callable[[int, int], None]]:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
+    with progress_bar(console) as bar:
         task = bar.add_task(title, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 

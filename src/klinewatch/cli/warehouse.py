@@ -8,16 +8,10 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from klinewatch.cli.errors import load_settings, reports_errors
+from klinewatch.cli.progress import progress_bar
 from klinewatch.domain.intervals import parse_interval, parse_market_type
 from klinewatch.errors import InvalidInput
 
@@ -131,14 +125,7 @@ def update_klines(
     try:
         client = runtime.exchange_client(exchange, market)
         archive_client = runtime.archive_client(exchange, archive)
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task(f"{exchange} {market} {interval}", total=None)
             options = UpdateOptions(
                 interval=interval,
