@@ -1,5 +1,6 @@
-"""What every write endpoint does before its own work: check the API token and read a
-bounded JSON body, refusing either with the error envelope that names the problem."""
+"""What endpoints share before their own work: the app's database sessions, the API
+token check and a bounded JSON body, refused with the error envelope that names the
+problem."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 from fastapi.security import APIKeyHeader
+from sqlalchemy.orm import Session, sessionmaker
 
 from klinewatch.api.errors import Unauthorized
 from klinewatch.errors import InvalidInput
@@ -17,6 +19,12 @@ from klinewatch.errors import InvalidInput
 token_header = APIKeyHeader(
     name="X-API-Token", auto_error=False, description="One of KLINEWATCH_API_TOKENS."
 )
+
+
+def sessions_of(request: Request) -> sessionmaker[Session]:
+    """The app's session factory (built once in the lifespan)."""
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    return sessions
 
 
 def authorize(token: str | None, accepted: list[str]) -> None:

@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Security
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy.orm import Session, sessionmaker
 
 from klinewatch.api.errors import JSON, ok
-from klinewatch.api.requests import authorize, json_body, token_header
+from klinewatch.api.requests import authorize, json_body, sessions_of, token_header
 from klinewatch.api.schemas import responses
 from klinewatch.services import series_catalog
 from klinewatch.services.backfills import BackfillRequest, Backfills
@@ -103,11 +102,6 @@ class BackfillsEnvelope(BaseModel):
     data: list[BackfillRecord]
 
 
-def _sessions(request: Request) -> sessionmaker[Session]:
-    sessions: sessionmaker[Session] = request.app.state.sessions
-    return sessions
-
-
 def _backfills(request: Request) -> Backfills:
     """The process's backfills, built on first use from the app's context; their tasks
     join the app's task table, so shutdown cancels a running one."""
@@ -135,7 +129,7 @@ def _backfills(request: Request) -> Backfills:
 )
 def stored_series(request: Request, market_type: MarketTypeQ = None) -> Response:
     """Only series holding candles, with their first and last open times."""
-    return ok(series_catalog.list_series(_sessions(request), market_type))
+    return ok(series_catalog.list_series(sessions_of(request), market_type))
 
 
 @router.get(
@@ -149,7 +143,7 @@ def latest_transitions(
     market_type: MarketTypeQ = None,
     limit: Annotated[int, Query(ge=1, le=series_catalog.MAX_TRANSITIONS)] = 20,
 ) -> Response:
-    rows = series_catalog.recent_transitions(_sessions(request), limit, market_type)
+    rows = series_catalog.recent_transitions(sessions_of(request), limit, market_type)
     return ok(rows)
 
 

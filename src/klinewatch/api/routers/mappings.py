@@ -16,11 +16,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Security
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from klinewatch.api.errors import ok
-from klinewatch.api.requests import authorize, json_body, token_header
+from klinewatch.api.requests import authorize, json_body, sessions_of, token_header
 from klinewatch.api.schemas import responses
 from klinewatch.errors import ConfigurationError, ExchangeUnavailable, InvalidInput
 from klinewatch.services import mapping as mapping_service
@@ -100,11 +99,6 @@ def install(app: FastAPI, stack: AsyncExitStack, runtime: Runtime) -> None:
     app.state.coin_ids = mapping_service.CoinListIds(client)
 
 
-def _sessions(request: Request) -> sessionmaker[Session]:
-    sessions: sessionmaker[Session] = request.app.state.sessions
-    return sessions
-
-
 @router.get(
     "/mappings",
     summary="Base asset -> CoinGecko mappings with evidence and candidates",
@@ -121,7 +115,7 @@ def list_mappings(
         str | None, Query(min_length=1, max_length=40, description="PEPE or PEPEUSDT.")
     ] = None,
 ) -> Response:
-    return ok(mapping_service.list_mappings(_sessions(request), status, market_type, symbol))
+    return ok(mapping_service.list_mappings(sessions_of(request), status, market_type, symbol))
 
 
 @router.post(
@@ -147,7 +141,7 @@ async def confirm_mapping(
     coingecko_id = _body_id(await json_body(request, MAX_BODY_BYTES, allow_empty=True))
     try:
         record = await mapping_service.confirm_mapping(
-            _sessions(request), request.app.state.coin_ids, base_asset, coingecko_id
+            sessions_of(request), request.app.state.coin_ids, base_asset, coingecko_id
         )
     except ConfigurationError as e:  # CoinGecko refused our key: our problem, not the caller's
         raise ExchangeUnavailable(f"cannot check the id with CoinGecko: {e.message}") from e
@@ -182,6 +176,6 @@ async def market_cap(
     wanted = market_cap_service.parse_symbols(symbols)
     stale_after = 2 * request.app.state.settings.market_data_refresh_s
     rows = await run_in_threadpool(
-        market_cap_service.market_caps, _sessions(request), wanted, stale_after
+        market_cap_service.market_caps, sessions_of(request), wanted, stale_after
     )
     return ok(rows)

@@ -13,9 +13,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.orm import Session, sessionmaker
 
 from klinewatch.api.errors import ok
+from klinewatch.api.requests import sessions_of
 from klinewatch.api.schemas import responses
 from klinewatch.services import volume_trap_views as views
 
@@ -35,11 +35,6 @@ SymbolQ = Annotated[
     str | None, Query(min_length=1, max_length=40, description="BTCUSDT or BTC/USDT.")
 ]
 Ordering = Literal["trigger_time", "-trigger_time", "rvol", "-rvol", "drawdown", "-drawdown"]
-
-
-def _sessions(request: Request) -> sessionmaker[Session]:
-    sessions: sessionmaker[Session] = request.app.state.sessions
-    return sessions
 
 
 @router.get(
@@ -66,7 +61,7 @@ def list_monitors(
     market cap and FDV when the base asset has a confirmed CoinGecko mapping."""
     where = views.checked_filter(market_type, status, interval, exchange, symbol)
     query = views.ListQuery(where, ordering, page, page_size)
-    return ok(views.list_monitors(_sessions(request), query))
+    return ok(views.list_monitors(sessions_of(request), query))
 
 
 @router.get(
@@ -85,7 +80,7 @@ def monitor_detail(
         int, Query(ge=0, le=views.MAX_AROUND, description="Candles after the last transition.")
     ] = 48,
 ) -> Response:
-    return ok(views.monitor_detail(_sessions(request), monitor_id, before, after))
+    return ok(views.monitor_detail(sessions_of(request), monitor_id, before, after))
 
 
 @router.get(
@@ -101,4 +96,4 @@ def statistics(
     exchange: ExchangeQ = None,
 ) -> Response:
     where = views.checked_filter(market_type, None, interval, exchange, None)
-    return ok(views.statistics(_sessions(request), where))
+    return ok(views.statistics(sessions_of(request), where))
